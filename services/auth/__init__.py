@@ -1,0 +1,1 @@
+"""Auth service: users, password hashes, token signing and the public keys (JWKS)."""

@@ -1,0 +1,18 @@
+from pathlib import Path
+
+from pydantic import Field
+
+from shared.settings import ServiceSettings
+
+
+class AuthSettings(ServiceSettings):
+    wallet_url: str = Field("http://127.0.0.1:8002", description="Wallet service; registration opens the wallet there.")
+    keys_dir: Path = Field(Path(".data/keys"), description="Ed25519 signing keys (*.pem); the newest signs, all verify.")
+    signing_key_pem: str | None = Field(None, description="One Ed25519 private key in PEM, instead of keys_dir.")
+    generate_signing_key: bool = Field(True, description="Create a key in keys_dir on first start when there is none.")
+    token_ttl_minutes: int = Field(30, gt=0, le=24 * 60, description="Lifetime of an access token.")
+    login_max_failures: int = Field(5, gt=0, description="Failed logins per username before 429.")
+    login_max_failures_per_address: int = Field(30, gt=0, description="Failed logins per client address before 429.")
+    login_window_seconds: int = Field(300, gt=0, description="How long failed logins are counted.")
+    hashing_concurrency: int = Field(2, gt=0, description="Password hashes computed at once (the rest wait).")
+    wallet_outbox_interval_seconds: float = Field(1.0, gt=0, description="How often unopened wallets are retried.")

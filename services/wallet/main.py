@@ -1,0 +1,224 @@
+"""Wallet service: balances, spends, purchase debits, credits and the ledger."""
+
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, Field
+
+from services.wallet.ledger import Ledger, Movement
+from shared.settings import ServiceSettings
+from shared.clients import connect_redis, http_client
+from shared.errors import IDEMPOTENCY_KEY_REUSED, INSUFFICIENT_FUNDS, unauthorized, unavailable
+from shared.idempotency import IDEMPOTENCY_KEY_PATTERN, IdempotencyKey
+from shared.internal import InternalCaller, service_headers
+from shared.money import MAX_SPEND, Amount, to_paise, to_rupees
+from shared.service import create_service_app
+from shared.tokens import AdminClaims, CurrentClaims, TokenVerifier, debug_listing_access
+
+settings = ServiceSettings()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    redis = connect_redis(settings)
+    app.state.http = http_client(settings)
+    app.state.ledger = Ledger(redis)
+    app.state.token_verifier = TokenVerifier(
+        auth_url=settings.auth_url, issuer=settings.token_issuer, audience=settings.token_audience, http=app.state.http
+    )
+    app.state.readiness["redis"] = redis.ping
+    yield
+    await app.state.http.aclose()
+    await redis.aclose()
+
+
+app = create_service_app(
+    service="wallet",
+    title="Wallet service",
+    description="Balances and the ledger. Amounts are rupees with at most two decimals; inside, integer paise.",
+    settings=settings,
+    lifespan=lifespan,
+)
+
+
+class Balance(BaseModel):
+    user_id: int
+    username: str
+    balance: float = Field(description="Rupees.", examples=[100.0])
+
+
+class SpendRequest(BaseModel):
+    amount: Amount
+    description: str = Field("General Spend", min_length=1, max_length=255)
+
+
+class LedgerEntry(BaseModel):
+    id: int
+    user_id: int
+    timestamp: str = Field(description="ISO 8601, UTC.")
+    type: str = Field(description="REGISTER, SPEND, BUY (debits and credits by type), TOPUP, REFUND.")
+    amount: float = Field(description="Rupees, always positive; `type` says which way it went.")
+    description: str
+    item_id: int | None
+    balance_after: float
+
+
+class History(BaseModel):
+    transactions: list[LedgerEntry]
+    next_cursor: int | None = Field(description="Pass as `before` for the next (older) page; null at the end.")
+
+
+class CreditRequest(BaseModel):
+    user_id: int = Field(ge=1)
+    amount: Amount
+    type: str = Field(pattern="^(TOPUP|REFUND)$")
+    description: str = Field("Admin credit", min_length=1, max_length=255)
+    item_id: int | None = Field(None, ge=1, description="For a REFUND: the item whose purchase is refunded.")
+
+
+class OpenWallet(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+
+
+class PurchaseDebit(BaseModel):
+    amount_paise: int = Field(gt=0, le=to_paise(MAX_SPEND))
+    item_id: int = Field(ge=1)
+    item_name: str = Field(min_length=1, max_length=255)
+    idempotency_key: str = Field(pattern=IDEMPOTENCY_KEY_PATTERN.pattern)
+    deadline_ms: int = Field(0, ge=0, description="Refuse the debit after this time (epoch ms); 0 for none.")
+
+
+async def ensure_wallet(request: Request, user_id: int) -> None:
+    """A verified token whose wallet is missing: registration could not reach us yet. Ask auth
+    whether the user exists and open the wallet if so; an unknown user is refused."""
+    try:
+        response = await request.app.state.http.get(
+            f"{settings.auth_url}/internal/users/{user_id}", headers=service_headers(settings)
+        )
+    except httpx.HTTPError:
+        raise unavailable("The auth service") from None
+    if response.status_code == 404:
+        raise unauthorized()
+    if response.status_code != 200:
+        raise unavailable("The auth service")
+    await request.app.state.ledger.open_wallet(user_id=user_id, username=response.json()["username"])
+
+
+def answer(movement: Movement, user_id: int, response: Response) -> Balance:
+    replayed = {"Idempotent-Replayed": "true"} if movement.replay else None
+    if replayed:
+        response.headers.update(replayed)
+    if movement.outcome == "ok":
+        return Balance(user_id=user_id, username=movement.username, balance=to_rupees(movement.balance))
+    if movement.outcome == "insufficient":
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=INSUFFICIENT_FUNDS, headers=replayed)
+    if movement.outcome == "conflict":
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=IDEMPOTENCY_KEY_REUSED, headers=replayed)
+    if movement.outcome == "expired":
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="The reservation expired before payment; nothing was charged.")
+    if movement.outcome == "too_large":
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="The balance would exceed the wallet's maximum.")
+    raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Wallet of user {user_id} not found.")
+
+
+async def move_money(request: Request, response: Response, user_id: int, **movement) -> Balance:
+    ledger: Ledger = request.app.state.ledger
+    result = await ledger.move(user_id=user_id, **movement)
+    if result.outcome == "no_wallet":
+        await ensure_wallet(request, user_id)
+        result = await ledger.move(user_id=user_id, **movement)
+    return answer(result, user_id, response)
+
+
+@app.get("/wallet/balance", response_model=Balance, tags=["wallet"])
+async def balance(claims: CurrentClaims, request: Request) -> Balance:
+    ledger: Ledger = request.app.state.ledger
+    found = await ledger.balance(user_id=claims.user_id)
+    if found is None:
+        await ensure_wallet(request, claims.user_id)
+        found = await ledger.balance(user_id=claims.user_id)
+    username, paise = found
+    return Balance(user_id=claims.user_id, username=username, balance=to_rupees(paise))
+
+
+@app.post("/wallet/spend", response_model=Balance, tags=["wallet"])
+async def spend(body: SpendRequest, claims: CurrentClaims, key: IdempotencyKey, request: Request, response: Response):
+    """Debit the caller's wallet; 400 when the balance is short. Safe to retry with an Idempotency-Key."""
+    return await move_money(
+        request, response, claims.user_id, direction="debit", amount=to_paise(body.amount),
+        entry_type="SPEND", description=body.description, idempotency_key=key,
+    )
+
+
+@app.get("/wallet/transactions", response_model=History, tags=["wallet"])
+async def my_transactions(
+    claims: CurrentClaims,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[int | None, Query(ge=1, description="next_cursor of the previous page")] = None,
+) -> History:
+    """The caller's own ledger, newest first."""
+    entries, next_cursor = await request.app.state.ledger.history(user_id=claims.user_id, before=before, limit=limit)
+    return History(transactions=entries, next_cursor=next_cursor)
+
+
+@app.post("/wallet/credits", response_model=Balance, tags=["admin"])
+async def credit(body: CreditRequest, admin: AdminClaims, key: IdempotencyKey, request: Request, response: Response):
+    """Top up a wallet or refund a purchase: admin token only, and an Idempotency-Key is required."""
+    if key is None:
+        raise HTTPException(422, detail="A credit needs an Idempotency-Key header.")
+    return await move_money(
+        request, response, body.user_id, direction="credit", amount=to_paise(body.amount),
+        entry_type=body.type, description=body.description, item_id=body.item_id, idempotency_key=key,
+    )
+
+
+@app.get("/transactions", response_model=list[LedgerEntry], dependencies=[Depends(debug_listing_access)], tags=["debug"])
+async def all_transactions(
+    request: Request,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(pattern=r"^\d+\.\d+$", description="X-Next-Cursor of the previous page")] = None,
+) -> list[dict]:
+    """Every ledger entry, by user then time. The next page's cursor is in the X-Next-Cursor header."""
+    after_user, after_position = map(int, cursor.split(".")) if cursor else (0, 0)
+    entries, next_cursor = await request.app.state.ledger.all_entries(
+        after_user=after_user, after_position=after_position, limit=limit
+    )
+    if next_cursor:
+        response.headers["X-Next-Cursor"] = next_cursor
+    return entries
+
+
+@app.put("/internal/wallets/{user_id}", response_model=Balance, dependencies=[InternalCaller], tags=["internal"])
+async def open_wallet(user_id: int, body: OpenWallet, request: Request) -> Balance:
+    ledger: Ledger = request.app.state.ledger
+    await ledger.open_wallet(user_id=user_id, username=body.username)
+    username, paise = await ledger.balance(user_id=user_id)
+    return Balance(user_id=user_id, username=username, balance=to_rupees(paise))
+
+
+@app.post("/internal/wallets/{user_id}/purchases", response_model=Balance, dependencies=[InternalCaller], tags=["internal"])
+async def purchase_debit(user_id: int, body: PurchaseDebit, request: Request, response: Response) -> Balance:
+    """The gateway's debit for a purchase, at the catalog's price, once per purchase key."""
+    return await move_money(
+        request, response, user_id, direction="debit", amount=body.amount_paise, entry_type="BUY",
+        description=f"Purchased: {body.item_name}", item_id=body.item_id,
+        idempotency_key=body.idempotency_key, deadline_ms=body.deadline_ms,
+    )
+
+
+@app.get("/internal/wallets/{user_id}/operations/{key}", dependencies=[InternalCaller], tags=["internal"])
+async def operation_outcome(user_id: int, key: str, request: Request) -> dict:
+    outcome = await request.app.state.ledger.recorded_outcome(user_id=user_id, idempotency_key=key)
+    if outcome is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No operation with this key.")
+    return {"outcome": outcome}
+
+
+@app.get("/internal/balances", dependencies=[InternalCaller], tags=["internal"])
+async def balances(request: Request, ids: Annotated[str, Query(pattern=r"^\d+(,\d+){0,999}$")]) -> dict[int, float]:
+    found = await request.app.state.ledger.balances([int(i) for i in ids.split(",")])
+    return {user_id: to_rupees(paise) for user_id, paise in found.items()}

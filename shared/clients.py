@@ -1,0 +1,30 @@
+"""The long-lived clients a service opens once in its lifespan: Redis and outbound HTTP."""
+
+import httpx
+from redis.asyncio import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
+
+from shared.settings import ServiceSettings
+
+
+def connect_redis(settings: ServiceSettings) -> Redis:
+    # Only a refused or dropped connection is retried: a timed-out command may have run, and the
+    # money scripts are made safe to repeat by their idempotency keys, not by this retry.
+    return Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2, supported_errors=(RedisConnectionError,)),
+        max_connections=256,
+    )
+
+
+def http_client(settings: ServiceSettings, **kwargs) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.downstream_timeout_seconds, connect=min(1.0, settings.downstream_timeout_seconds)),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+        **kwargs,
+    )

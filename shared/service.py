@@ -1,0 +1,195 @@
+"""Service defaults: the one call that gives each service its error shape, request ids, JSON logs,
+body limit and health routes, so the four processes behave alike without four copies."""
+
+import asyncio
+import contextvars
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.errors import RETRY_SOON
+from shared.jsonbody import DecimalJSONRoute
+from shared.settings import ServiceSettings
+
+REQUEST_ID_HEADER = "X-Request-ID"
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+ReadinessCheck = Callable[[], Awaitable[Any]]
+log = logging.getLogger("service")
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line; fields passed with `extra=` (route, status, ...) are kept."""
+
+    STANDARD_FIELDS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "timestamp": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "service": self.service,
+            "request_id": request_id_var.get(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in self.STANDARD_FIELDS})
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(service: str, level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonLogFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("uvicorn.access", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for uvicorn_logger in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(uvicorn_logger).handlers[:] = []
+        logging.getLogger(uvicorn_logger).propagate = True
+
+
+class PayloadTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, detail=f"Request body is larger than {limit} bytes.")
+
+
+def _json_error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+class RequestContextMiddleware:
+    """Pure ASGI (no per-request task or body copy): request id in and out, the body limit, and
+    one access-log line with route template, status and duration."""
+
+    def __init__(self, app, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id, declared_length = None, 0
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")
+            elif name == b"content-length" and value.isdigit():
+                declared_length = int(value)
+        if not request_id or len(request_id) > 128 or not request_id.isprintable():
+            request_id = uuid.uuid4().hex
+        request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        limit = self.max_body_bytes
+
+        async def send_with_request_id(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
+            await send(message)
+
+        if declared_length > limit:
+            await _json_error(413, PayloadTooLarge(limit).detail)(scope, receive, send_with_request_id)
+        else:
+            received = 0
+
+            async def receive_within_limit():
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        raise PayloadTooLarge(limit)
+                return message
+
+            try:
+                await self.app(scope, receive_within_limit, send_with_request_id)
+            finally:
+                route = scope.get("route")
+                log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "route": getattr(route, "path", "unmatched"),
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
+
+
+async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("redis unavailable: %s", type(exc).__name__)
+    return _json_error(503, "The data store is unavailable; retry shortly.", RETRY_SOON)
+
+
+async def _downstream_timeout(request: Request, exc: Exception) -> JSONResponse:
+    return _json_error(504, "A downstream service did not answer in time; retry shortly.", RETRY_SOON)
+
+
+async def _downstream_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    return _json_error(503, "A downstream service is unavailable; retry shortly.", RETRY_SOON)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return _json_error(500, "Internal server error.")
+
+
+def create_service_app(
+    *,
+    service: str,
+    title: str,
+    description: str,
+    settings: ServiceSettings,
+    lifespan,
+) -> FastAPI:
+    """A FastAPI app with the stack's defaults. The lifespan fills `app.state.readiness` with named
+    checks that `/readyz` runs."""
+    configure_logging(service, settings.log_level)
+    # No trailing-slash redirects: a redirect would name whatever host the request reached.
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan, redirect_slashes=False)
+    app.router.route_class = DecimalJSONRoute
+    app.state.settings = settings
+    app.state.readiness = {}
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_exception_handler(RedisConnectionError, _redis_unavailable)
+    app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
+    app.add_exception_handler(httpx.TimeoutException, _downstream_timeout)
+    app.add_exception_handler(httpx.TransportError, _downstream_unreachable)
+    app.add_exception_handler(Exception, _unexpected)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness: Redis and downstreams answer")
+    async def readyz() -> JSONResponse:
+        checks: dict[str, ReadinessCheck] = app.state.readiness
+        names = list(checks)
+        results = await asyncio.gather(
+            *(asyncio.wait_for(checks[name](), timeout=2.0) for name in names), return_exceptions=True
+        )
+        failing = [name for name, result in zip(names, results) if isinstance(result, BaseException)]
+        if failing:
+            return _json_error(503, f"Not ready: {', '.join(failing)} unavailable.", RETRY_SOON)
+        return JSONResponse({"status": "ready", "checks": names})
+
+    return app
