@@ -2,11 +2,12 @@
 
 Every service checks a token itself with auth's public keys (JWKS): signature, algorithm from an
 allow-list, `exp`, `iss` and `aud`. Keys are fetched once and again only when a token names a
-`kid` not seen yet (rate-limited, so forged kids cannot make us hammer auth). A verified token is
+`kid` not seen yet. A verified token is
 remembered until it expires, so the hot path costs a dict lookup.
 """
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Annotated
@@ -18,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.errors import NOT_AUTHENTICATED, forbidden, unauthorized, unavailable
 
+log = logging.getLogger("tokens")
 ALLOWED_ALGORITHMS = ["EdDSA"]
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud", "jti"]
 ADMIN_ROLE = "admin"
@@ -53,7 +55,7 @@ class TokenVerifier:
         audience: str,
         http: httpx.AsyncClient,
         cache_size: int = 50_000,
-        refetch_interval_seconds: float = 5.0,
+        refetch_interval_seconds: float = 1.0,
     ) -> None:
         self._jwks_url = auth_url.rstrip("/") + JWKS_PATH
         self._issuer = issuer
@@ -105,24 +107,29 @@ class TokenVerifier:
         key = self._keys.get(kid)
         if key is not None:
             return key
+        # Refetch at most once per interval, so forged kids cannot make us hammer auth; a real new
+        # kid (after a rotation) waits for the next allowed fetch instead of being refused.
+        asked_at = time.monotonic()
         async with self._fetch_lock:
-            if kid not in self._keys and time.monotonic() - self._last_fetch >= self._refetch_interval:
+            if kid not in self._keys and self._last_fetch < asked_at:  # no fetch while we queued
+                await asyncio.sleep(max(0.0, self._last_fetch + self._refetch_interval - time.monotonic()))
                 await self._fetch_keys()
+        if not self._keys:
+            raise KeysUnavailable("no token keys fetched yet")
         key = self._keys.get(kid)
         if key is None:
             raise InvalidToken("unknown kid")
         return key
 
     async def _fetch_keys(self) -> None:
+        self._last_fetch = time.monotonic()
         try:
             response = await self._http.get(self._jwks_url)
             response.raise_for_status()
             key_set = jwt.PyJWKSet.from_dict(response.json())
         except (httpx.HTTPError, ValueError, jwt.PyJWTError) as error:
-            if not self._keys:
-                raise KeysUnavailable(str(error)) from None
+            log.warning("token keys not fetched: %s", type(error).__name__)
             return  # keep the keys we have; an unknown kid is then refused
-        self._last_fetch = time.monotonic()
         self._keys = {key.key_id: key for key in key_set.keys if key.key_id}
 
 
