@@ -138,10 +138,13 @@ class Stack:
         return self
 
     def start_service(self, name: str) -> None:
+        self._spawn(name, SERVICES[name])
+
+    def _spawn(self, name: str, app: str) -> None:
         log_dir = self.data_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         command = [
-            sys.executable, "-m", "uvicorn", SERVICES[name], "--host", self.host, "--port", str(self.ports[name]),
+            sys.executable, "-m", "uvicorn", app, "--host", self.host, "--port", str(self.ports[name]),
             "--no-access-log", "--timeout-graceful-shutdown", "10",
         ]
         self.processes[name] = subprocess.Popen(
@@ -154,6 +157,13 @@ class Stack:
         if process.poll() is not None:
             raise RuntimeError(f"the {name} service exited with {process.returncode}; see {self.data_dir}/logs/{name}.log")
         return httpx.get(self.url(name) + "/healthz", timeout=0.5).status_code == 200
+
+    def start_replica(self, name: str) -> str:
+        """Another process of a service on a free port, sharing its Redis; returns its URL."""
+        replica = f"{name}-{sum(1 for running in self.processes if running.startswith(name)) + 1}"
+        self.ports[replica] = free_port()
+        self._spawn(replica, SERVICES[name])
+        return self.url(replica)
 
     def stop_service(self, name: str, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(name, None)

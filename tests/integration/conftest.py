@@ -79,3 +79,46 @@ def concurrently(base_url: str, requests: list[dict], timeout: float = 30) -> li
             return await asyncio.gather(*(client.request(**request) for request in requests))
 
     return asyncio.run(send_all())
+
+
+@pytest.fixture(scope="session")
+def admin(api, stack):
+    """An admin's Authorization header, made the way the README tells an operator to."""
+    import subprocess
+    import sys
+
+    name = unique_name("admin")
+    register_and_login(api, name, "admin password")
+    promoted = subprocess.run(
+        [sys.executable, "-m", "services.auth.admin", "promote", name, "--redis-url", stack.redis.url],
+        capture_output=True, text=True, check=False,
+    )
+    assert promoted.returncode == 0, promoted.stderr
+    login = api.post("/auth/login", data={"username": name, "password": "admin password"})
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def ledger_invariant_violations(api: httpx.Client) -> list[str]:
+    """For every user: balance == credits - debits over the whole ledger. Returns what disagrees."""
+    credits_minus_debits: dict[int, int] = {}
+    cursor = None
+    while True:
+        page = api.get("/transactions", params={"limit": 1000, **({"cursor": cursor} if cursor else {})})
+        assert page.status_code == 200, page.text
+        for entry in page.json():
+            sign = -1 if entry["type"] in ("SPEND", "BUY") else 1
+            paise = round(entry["amount"] * 100)
+            credits_minus_debits[entry["user_id"]] = credits_minus_debits.get(entry["user_id"], 0) + sign * paise
+        cursor = page.headers.get("x-next-cursor")
+        if not cursor:
+            break
+    violations, after_id = [], 0
+    while True:
+        users = api.get("/users", params={"after_id": after_id, "limit": 1000}).json()
+        if not users:
+            return violations
+        for user in users:
+            expected = credits_minus_debits.get(user["id"], 0)
+            if user["balance"] is None or round(user["balance"] * 100) != expected:
+                violations.append(f"user {user['id']}: balance {user['balance']} but ledger says {expected / 100}")
+        after_id = users[-1]["id"]
