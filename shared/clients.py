@@ -4,20 +4,22 @@ import httpx
 from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.retry import Retry
+from redis.asyncio.retry import Retry
 
 from shared.settings import ServiceSettings
 
 
 def connect_redis(settings: ServiceSettings) -> Redis:
-    # Only a refused or dropped connection is retried: a timed-out command may have run, and the
-    # money scripts are made safe to repeat by their idempotency keys, not by this retry.
+    # Only a refused or dropped connection is retried, never a timeout. A dropped connection may
+    # still have run the command: every script is safe to repeat (the money scripts by their
+    # idempotency keys, the others by checking what exists first).
     return Redis.from_url(
         settings.redis_url,
         decode_responses=True,
         socket_timeout=settings.redis_timeout_seconds,
         socket_connect_timeout=settings.redis_timeout_seconds,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2, supported_errors=(RedisConnectionError,)),
+        retry_on_error=[RedisConnectionError],  # e.g. a pooled connection that Redis closed when it restarted
         max_connections=256,
     )
 
