@@ -5,7 +5,7 @@ import uuid
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, Request, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 
@@ -13,6 +13,7 @@ from gateway import purchase
 from gateway.downstream import Downstream, relay
 from shared.clients import http_client
 from shared.idempotency import IdempotencyKey
+from shared.metrics import PURCHASES
 from shared.money import Amount
 from shared.service import create_service_app
 from shared.settings import ServiceSettings
@@ -181,10 +182,16 @@ async def get_item(item_id: int, request: Request) -> Response:
 async def buy(item_id: int, claims: CurrentClaims, key: IdempotencyKey, request: Request) -> Response:
     """Pay the catalog's price for one unit. On 503/504, retry with the same `Idempotency-Key`."""
     app_state = state(request)
-    return await purchase.buy(
-        catalog=app_state.catalog, wallet=app_state.wallet, user_id=claims.user_id, item_id=item_id,
-        idempotency_key=key or uuid.uuid4().hex,
-    )
+    try:
+        response = await purchase.buy(
+            catalog=app_state.catalog, wallet=app_state.wallet, user_id=claims.user_id, item_id=item_id,
+            idempotency_key=key or uuid.uuid4().hex,
+        )
+    except HTTPException as refused:
+        PURCHASES.labels(str(refused.status_code)).inc()
+        raise
+    PURCHASES.labels(str(response.status_code)).inc()
+    return response
 
 
 @app.get("/users", response_model=list[UserListing], dependencies=[Depends(debug_listing_access)], tags=["debug"])

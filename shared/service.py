@@ -14,12 +14,14 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.errors import RETRY_SOON
 from shared.jsonbody import DecimalJSONRoute
+from shared.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS, metrics_response
 from shared.settings import ServiceSettings
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -106,8 +108,10 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
             await send(message)
 
+        HTTP_IN_FLIGHT.inc()
         if declared_length > limit:
             await _json_error(413, PayloadTooLarge(limit).detail)(scope, receive, send_with_request_id)
+            HTTP_IN_FLIGHT.dec()
         else:
             received = 0
 
@@ -123,15 +127,14 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, receive_within_limit, send_with_request_id)
             finally:
-                route = scope.get("route")
+                HTTP_IN_FLIGHT.dec()
+                duration = time.perf_counter() - started
+                method, route = scope["method"], getattr(scope.get("route"), "path", "unmatched")
+                HTTP_REQUESTS.labels(method, route, status).inc()
+                HTTP_LATENCY.labels(method, route).observe(duration)
                 log.info(
                     "request",
-                    extra={
-                        "method": scope["method"],
-                        "route": getattr(route, "path", "unmatched"),
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
+                    extra={"method": method, "route": route, "status": status, "duration_ms": round(duration * 1000, 2)},
                 )
 
 
@@ -170,6 +173,14 @@ def create_service_app(
     app.state.settings = settings
     app.state.readiness = {}
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER, "X-Next-Cursor", "Retry-After", "Idempotent-Replayed"],
+        )
     app.add_exception_handler(RedisConnectionError, _redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
     app.add_exception_handler(httpx.TimeoutException, _downstream_timeout)
@@ -179,6 +190,10 @@ def create_service_app(
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
     async def healthz() -> dict:
         return {"status": "ok"}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics():
+        return metrics_response()
 
     @app.get("/readyz", tags=["operations"], summary="Readiness: Redis and downstreams answer")
     async def readyz() -> JSONResponse:

@@ -28,6 +28,12 @@ class ServiceSettings(BaseSettings):
         "open", pattern="^(open|admin|off)$", description="GET /users and /transactions: open, admin-only or off."
     )
 
+    cors_origins: str = Field("", description="Comma-separated browser origins allowed to call the API (none by default).")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
     @field_validator("service_api_key")
     @classmethod
     def _refuse_placeholder(cls, value: SecretStr) -> SecretStr:

@@ -21,6 +21,7 @@ from services.auth.usernames import normalise_username, username_key
 from services.auth.users import UserStore
 from shared.clients import connect_redis, http_client
 from shared.errors import BEARER_CHALLENGE
+from shared.metrics import LOGIN_FAILURES, THROTTLED_LOGINS
 from shared.internal import InternalCaller, service_headers
 from shared.service import create_service_app
 
@@ -150,6 +151,7 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: 
     user_key, address = username_key(form.username), client_address(request)
     wait = await state.throttle.retry_after(user_key, address)
     if wait is not None:
+        THROTTLED_LOGINS.inc()
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             detail="Too many failed logins; try again later.",
@@ -159,6 +161,7 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: 
     matches, new_hash = await state.hasher.verify(form.password, user.password_hash if user else None)
     if not matches or user is None:
         await state.throttle.record_failure(user_key, address)
+        LOGIN_FAILURES.inc()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail=INCORRECT_LOGIN, headers=BEARER_CHALLENGE)
     if new_hash:
         await state.users.set_password_hash(user.id, new_hash)

@@ -13,6 +13,7 @@ from shared.clients import connect_redis, http_client
 from shared.errors import IDEMPOTENCY_KEY_REUSED, INSUFFICIENT_FUNDS, unauthorized, unavailable
 from shared.idempotency import IDEMPOTENCY_KEY_PATTERN, IdempotencyKey
 from shared.internal import InternalCaller, service_headers
+from shared.metrics import CREDITS, DEBITS, IDEMPOTENT_REPLAYS, REFUSED_DEBITS
 from shared.money import MAX_SPEND, Amount, to_paise, to_rupees
 from shared.service import create_service_app
 from shared.tokens import AdminClaims, CurrentClaims, TokenVerifier, debug_listing_access
@@ -106,6 +107,15 @@ async def ensure_wallet(request: Request, user_id: int) -> None:
     await request.app.state.ledger.open_wallet(user_id=user_id, username=response.json()["username"])
 
 
+def count(movement: Movement, direction: str, entry_type: str) -> None:
+    if movement.replay:
+        IDEMPOTENT_REPLAYS.inc()
+    elif movement.outcome == "ok":
+        (DEBITS if direction == "debit" else CREDITS).labels(entry_type).inc()
+    else:
+        REFUSED_DEBITS.labels(movement.outcome).inc()
+
+
 def answer(movement: Movement, user_id: int, response: Response) -> Balance:
     replayed = {"Idempotent-Replayed": "true"} if movement.replay else None
     if replayed:
@@ -129,6 +139,7 @@ async def move_money(request: Request, response: Response, user_id: int, **movem
     if result.outcome == "no_wallet":
         await ensure_wallet(request, user_id)
         result = await ledger.move(user_id=user_id, **movement)
+    count(result, movement["direction"], movement["entry_type"])
     return answer(result, user_id, response)
 
 

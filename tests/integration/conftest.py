@@ -22,6 +22,7 @@ TEST_SETTINGS = {
     "REDIS_TIMEOUT_SECONDS": "1",
     "WALLET_OUTBOX_INTERVAL_SECONDS": "0.5",
     "LOGIN_MAX_FAILURES": "5",
+    "CORS_ORIGINS": "https://shop.example",
 }
 _names = itertools.count(1)
 
