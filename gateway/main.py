@@ -10,8 +10,9 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 
 from gateway import purchase
-from gateway.downstream import Downstream, relay
+from gateway.relay import relay
 from shared.clients import http_client
+from shared.downstream import Downstream
 from shared.idempotency import IdempotencyKey
 from shared.metrics import PURCHASES
 from shared.money import Amount
@@ -21,8 +22,8 @@ from shared.tokens import CurrentClaims, TokenVerifier, debug_listing_access
 
 
 class GatewaySettings(ServiceSettings):
-    wallet_url: str = Field("http://127.0.0.1:8002", description="Base URL of the wallet service.")
-    catalog_url: str = Field("http://127.0.0.1:8003", description="Base URL of the catalog service.")
+    wallet_url: str = Field("http://127.0.0.1:8002", description="Wallet replicas' base URLs, comma-separated.")
+    catalog_url: str = Field("http://127.0.0.1:8003", description="Catalog replicas' base URLs, comma-separated.")
 
 
 settings = GatewaySettings()
@@ -32,11 +33,11 @@ settings = GatewaySettings()
 async def lifespan(app: FastAPI):
     http = http_client(settings)
     key = settings.service_api_key.get_secret_value()
-    app.state.auth = Downstream("auth", settings.auth_url.rstrip("/"), http, key)
-    app.state.wallet = Downstream("wallet", settings.wallet_url.rstrip("/"), http, key)
-    app.state.catalog = Downstream("catalog", settings.catalog_url.rstrip("/"), http, key)
+    app.state.auth = Downstream("auth", settings.auth_url, http, key)
+    app.state.wallet = Downstream("wallet", settings.wallet_url, http, key)
+    app.state.catalog = Downstream("catalog", settings.catalog_url, http, key)
     app.state.token_verifier = TokenVerifier(
-        auth_url=settings.auth_url, issuer=settings.token_issuer, audience=settings.token_audience, http=http
+        auth=app.state.auth, issuer=settings.token_issuer, audience=settings.token_audience
     )
     for service in (app.state.auth, app.state.wallet, app.state.catalog):
         app.state.readiness[service.name] = _ready_check(service)

@@ -16,7 +16,8 @@ import logging
 
 from fastapi import HTTPException, Response
 
-from gateway.downstream import Downstream, relay
+from gateway.relay import relay
+from shared.downstream import Downstream
 
 log = logging.getLogger("gateway.purchase")
 REPLAY_ONLY_DEADLINE = 1  # epoch ms long past: the wallet may only replay a recorded debit

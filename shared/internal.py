@@ -21,6 +21,3 @@ async def require_service_key(
 
 InternalCaller = Depends(require_service_key)
 
-
-def service_headers(settings) -> dict[str, str]:
-    return {SERVICE_KEY_HEADER: settings.service_api_key.get_secret_value()}

@@ -7,8 +7,9 @@ before the routes are added.
 """
 
 import json
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
-from typing import Any, Callable, Coroutine
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute

@@ -14,11 +14,12 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis the service keeps its data in.")
+    redis_cluster: bool = Field(False, description="REDIS_URL names a node of a Redis Cluster.")
     redis_timeout_seconds: float = Field(2.0, gt=0, description="Timeout of every Redis command.")
     service_api_key: SecretStr = Field(
         description="Shared key that authenticates one service to another's /internal endpoints."
     )
-    auth_url: str = Field("http://127.0.0.1:8001", description="Base URL of the auth service (JWKS).")
+    auth_url: str = Field("http://127.0.0.1:8001", description="Auth replicas' base URLs, comma-separated (JWKS).")
     token_issuer: str = Field("wallet-auth", description="`iss` every token must carry.")
     token_audience: str = Field("wallet-api", description="`aud` every token must carry.")
     downstream_timeout_seconds: float = Field(3.0, gt=0, description="Timeout of every outbound HTTP call.")

@@ -17,6 +17,7 @@ import jwt
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shared.downstream import Downstream
 from shared.errors import NOT_AUTHENTICATED, forbidden, unauthorized, unavailable
 
 log = logging.getLogger("tokens")
@@ -50,17 +51,15 @@ class TokenVerifier:
     def __init__(
         self,
         *,
-        auth_url: str,
+        auth: Downstream,
         issuer: str,
         audience: str,
-        http: httpx.AsyncClient,
         cache_size: int = 50_000,
         refetch_interval_seconds: float = 1.0,
     ) -> None:
-        self._jwks_url = auth_url.rstrip("/") + JWKS_PATH
+        self._auth = auth
         self._issuer = issuer
         self._audience = audience
-        self._http = http
         self._keys: dict[str, jwt.PyJWK] = {}
         self._verified: dict[str, Claims] = {}
         self._cache_size = cache_size
@@ -124,10 +123,10 @@ class TokenVerifier:
     async def _fetch_keys(self) -> None:
         self._last_fetch = time.monotonic()
         try:
-            response = await self._http.get(self._jwks_url)
+            response = await self._auth.call("GET", JWKS_PATH)
             response.raise_for_status()
             key_set = jwt.PyJWKSet.from_dict(response.json())
-        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as error:
+        except (HTTPException, httpx.HTTPError, ValueError, jwt.PyJWTError) as error:
             log.warning("token keys not fetched: %s", type(error).__name__)
             return  # keep the keys we have; an unknown kid is then refused
         self._keys = {key.key_id: key for key in key_set.keys if key.key_id}

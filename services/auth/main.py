@@ -8,7 +8,6 @@ import uuid
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-import httpx
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field, field_validator
@@ -20,9 +19,10 @@ from services.auth.throttle import LoginThrottle
 from services.auth.usernames import normalise_username, username_key
 from services.auth.users import UserStore
 from shared.clients import connect_redis, http_client
+from shared.downstream import Downstream
 from shared.errors import BEARER_CHALLENGE
+from shared.internal import InternalCaller
 from shared.metrics import LOGIN_FAILURES, THROTTLED_LOGINS
-from shared.internal import InternalCaller, service_headers
 from shared.service import create_service_app
 
 INCORRECT_LOGIN = "Incorrect username or password"
@@ -58,13 +58,11 @@ class UserSummary(BaseModel):
 async def open_wallet(app: FastAPI, user_id: int, username: str) -> bool:
     """Ask the wallet to open this user's wallet (idempotent there); False when it cannot now."""
     try:
-        response = await app.state.http.put(
-            f"{settings.wallet_url}/internal/wallets/{user_id}",
-            json={"username": username},
-            headers=service_headers(settings),
+        response = await app.state.wallet.call(
+            "PUT", f"/internal/wallets/{user_id}", internal=True, json={"username": username}
         )
-    except httpx.HTTPError as error:
-        log.warning("wallet not reachable to open wallet", extra={"user_id": user_id, "error": type(error).__name__})
+    except HTTPException as error:
+        log.warning("wallet not reachable to open wallet", extra={"user_id": user_id, "status": error.status_code})
         return False
     if response.status_code != 200:
         log.warning("wallet refused to open wallet", extra={"user_id": user_id, "status": response.status_code})
@@ -90,6 +88,7 @@ async def drain_wallet_outbox(app: FastAPI) -> None:
 async def lifespan(app: FastAPI):
     redis = connect_redis(settings)
     app.state.http = http_client(settings)
+    app.state.wallet = Downstream("wallet", settings.wallet_url, app.state.http, settings.service_api_key.get_secret_value())
     app.state.users = UserStore(redis)
     app.state.keys = KeyRing.load(
         keys_dir=settings.keys_dir, signing_key_pem=settings.signing_key_pem, generate=settings.generate_signing_key

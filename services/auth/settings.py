@@ -6,7 +6,7 @@ from shared.settings import ServiceSettings
 
 
 class AuthSettings(ServiceSettings):
-    wallet_url: str = Field("http://127.0.0.1:8002", description="Wallet service; registration opens the wallet there.")
+    wallet_url: str = Field("http://127.0.0.1:8002", description="Wallet replicas' base URLs, comma-separated.")
     keys_dir: Path = Field(Path(".data/keys"), description="Ed25519 signing keys (*.pem); the newest signs, all verify.")
     signing_key_pem: str | None = Field(None, description="One Ed25519 private key in PEM, instead of keys_dir.")
     generate_signing_key: bool = Field(True, description="Create a key in keys_dir on first start when there is none.")

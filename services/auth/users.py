@@ -1,7 +1,7 @@
 """The auth service's users in Redis. Every key shares the `{auth:users}` hash tag."""
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -31,7 +31,7 @@ class UserStore:
 
     async def create(self, *, username: str, password_hash: str) -> int | None:
         """The new user's id, or None when the username is taken (in any case or width)."""
-        created_at = datetime.now(timezone.utc).isoformat()
+        created_at = datetime.now(UTC).isoformat()
         user_id = await self._register(
             keys=[USERNAME_INDEX, ID_COUNTER, WALLET_OUTBOX],
             args=[username_key(username), username, password_hash, created_at, USER_KEY_PREFIX],

@@ -6,14 +6,15 @@ import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
-import httpx
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from services.catalog.store import Catalog, Item, load_seed_items
 from shared.clients import connect_redis, http_client
-from shared.internal import InternalCaller, service_headers
+from shared.downstream import Downstream
+from shared.internal import InternalCaller
 from shared.money import to_rupees
 from shared.service import create_service_app
 from shared.settings import ServiceSettings
@@ -23,7 +24,7 @@ log = logging.getLogger("catalog")
 
 class CatalogSettings(ServiceSettings):
     items_file: Path = Field(Path(__file__).parent / "items.json", description="Items a fresh install starts with.")
-    wallet_url: str = Field("http://127.0.0.1:8002", description="Wallet, asked whether an overdue reservation was paid.")
+    wallet_url: str = Field("http://127.0.0.1:8002", description="Wallet replicas' base URLs, comma-separated.")
     reservation_hold_seconds: float = Field(30, gt=0, description="How long a purchase may take to pay for its unit.")
     reservation_grace_seconds: float = Field(5, ge=0, description="Extra wait before settling an overdue reservation.")
     sweep_interval_seconds: float = Field(2, gt=0, description="How often overdue reservations are settled.")
@@ -61,16 +62,15 @@ async def settle_overdue_reservations(app: FastAPI) -> None:
     wallet: paid -> confirmed, not paid -> expired, its unit back in stock. The wallet refuses a
     purchase debit after the reservation's deadline, so past deadline + grace the answer is final."""
     catalog: Catalog = app.state.catalog
-    http: httpx.AsyncClient = app.state.http
+    wallet: Downstream = app.state.wallet
     while True:
         await asyncio.sleep(settings.sweep_interval_seconds)
         try:
             cutoff = await catalog.now_ms() - int(settings.reservation_grace_seconds * 1000)
             for item_id in await catalog.item_ids():
                 for purchase_id, user_id, key in await catalog.overdue_reservations(item_id=item_id, older_than_ms=cutoff):
-                    response = await http.get(
-                        f"{settings.wallet_url}/internal/wallets/{user_id}/operations/{key}",
-                        headers=service_headers(settings),
+                    response = await wallet.call(
+                        "GET", f"/internal/wallets/{user_id}/operations/{quote(key, safe='')}", internal=True
                     )
                     if response.status_code not in (200, 404):
                         continue
@@ -87,6 +87,7 @@ async def settle_overdue_reservations(app: FastAPI) -> None:
 async def lifespan(app: FastAPI):
     redis = connect_redis(settings)
     app.state.http = http_client(settings)
+    app.state.wallet = Downstream("wallet", settings.wallet_url, app.state.http, settings.service_api_key.get_secret_value())
     app.state.catalog = Catalog(redis)
     added = await app.state.catalog.seed(load_seed_items(settings.items_file))
     log.info("catalog seeded", extra={"items_added": added})

@@ -5,7 +5,7 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -146,7 +146,7 @@ def present_entry(raw: str) -> dict:
     return {
         "id": entry["id"],
         "user_id": entry["user_id"],
-        "timestamp": datetime.fromtimestamp(entry["timestamp"] / 1000, timezone.utc).isoformat(timespec="milliseconds"),
+        "timestamp": datetime.fromtimestamp(entry["timestamp"] / 1000, UTC).isoformat(timespec="milliseconds"),
         "type": entry["type"],
         "amount": to_rupees(entry["amount"]),
         "description": entry["description"],

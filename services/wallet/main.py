@@ -3,19 +3,19 @@
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-import httpx
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from services.wallet.ledger import Ledger, Movement
-from shared.settings import ServiceSettings
 from shared.clients import connect_redis, http_client
+from shared.downstream import Downstream
 from shared.errors import IDEMPOTENCY_KEY_REUSED, INSUFFICIENT_FUNDS, unauthorized, unavailable
 from shared.idempotency import IDEMPOTENCY_KEY_PATTERN, IdempotencyKey
-from shared.internal import InternalCaller, service_headers
+from shared.internal import InternalCaller
 from shared.metrics import CREDITS, DEBITS, IDEMPOTENT_REPLAYS, REFUSED_DEBITS
 from shared.money import MAX_SPEND, Amount, to_paise, to_rupees
 from shared.service import create_service_app
+from shared.settings import ServiceSettings
 from shared.tokens import AdminClaims, CurrentClaims, TokenVerifier, debug_listing_access
 
 settings = ServiceSettings()
@@ -25,9 +25,10 @@ settings = ServiceSettings()
 async def lifespan(app: FastAPI):
     redis = connect_redis(settings)
     app.state.http = http_client(settings)
+    app.state.auth = Downstream("auth", settings.auth_url, app.state.http, settings.service_api_key.get_secret_value())
     app.state.ledger = Ledger(redis)
     app.state.token_verifier = TokenVerifier(
-        auth_url=settings.auth_url, issuer=settings.token_issuer, audience=settings.token_audience, http=app.state.http
+        auth=app.state.auth, issuer=settings.token_issuer, audience=settings.token_audience
     )
     app.state.readiness["redis"] = redis.ping
     yield
@@ -94,12 +95,7 @@ class PurchaseDebit(BaseModel):
 async def ensure_wallet(request: Request, user_id: int) -> None:
     """A verified token whose wallet is missing: registration could not reach us yet. Ask auth
     whether the user exists and open the wallet if so; an unknown user is refused."""
-    try:
-        response = await request.app.state.http.get(
-            f"{settings.auth_url}/internal/users/{user_id}", headers=service_headers(settings)
-        )
-    except httpx.HTTPError:
-        raise unavailable("The auth service") from None
+    response = await request.app.state.auth.call("GET", f"/internal/users/{user_id}", internal=True)
     if response.status_code == 404:
         raise unauthorized()
     if response.status_code != 200:
@@ -221,7 +217,7 @@ async def purchase_debit(user_id: int, body: PurchaseDebit, request: Request, re
     )
 
 
-@app.get("/internal/wallets/{user_id}/operations/{key}", dependencies=[InternalCaller], tags=["internal"])
+@app.get("/internal/wallets/{user_id}/operations/{key:path}", dependencies=[InternalCaller], tags=["internal"])
 async def operation_outcome(user_id: int, key: str, request: Request) -> dict:
     outcome = await request.app.state.ledger.recorded_outcome(user_id=user_id, idempotency_key=key)
     if outcome is None:

@@ -62,9 +62,16 @@ def balance_of(api: httpx.Client, auth: dict) -> float:
 
 
 def my_ledger(api: httpx.Client, auth: dict) -> list[dict]:
-    response = api.get("/wallet/transactions", headers=auth, params={"limit": 200})
-    assert response.status_code == 200, response.text
-    return response.json()["transactions"]
+    """The caller's whole ledger, newest first, page after page."""
+    entries, before = [], None
+    while True:
+        params = {"limit": 200, **({"before": before} if before else {})}
+        response = api.get("/wallet/transactions", headers=auth, params=params)
+        assert response.status_code == 200, response.text
+        entries += response.json()["transactions"]
+        before = response.json()["next_cursor"]
+        if before is None:
+            return entries
 
 
 def item_stock(api: httpx.Client, item_id: int) -> int | None:

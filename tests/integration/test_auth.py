@@ -3,7 +3,6 @@
 import base64
 import json
 import time
-import uuid
 
 import httpx
 import jwt

@@ -3,11 +3,14 @@
 import random
 import uuid
 
-import httpx
 import pytest
 
 from tests.integration.conftest import (
-    balance_of, concurrently, ledger_invariant_violations, my_ledger, register_and_login, unique_name,
+    balance_of,
+    concurrently,
+    ledger_invariant_violations,
+    my_ledger,
+    register_and_login,
 )
 
 

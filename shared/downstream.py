@@ -1,0 +1,45 @@
+"""Calls from one service to another, over one or more replicas' base URLs.
+
+Requests rotate over the replicas; a replica that refuses the connection is skipped (nothing was
+sent, so another may take it). Failures are mapped to what a client can act on: no replica
+reachable -> 503, no answer in time -> 504 (both with Retry-After). A request that reached a
+replica is never re-sent elsewhere: its outcome is unknown, and the idempotency key makes the
+client's retry safe."""
+
+import itertools
+
+import httpx
+
+from shared.errors import timed_out, unavailable
+from shared.internal import SERVICE_KEY_HEADER
+from shared.service import REQUEST_ID_HEADER, request_id_var
+
+
+class Downstream:
+    def __init__(self, name: str, base_urls: str, http: httpx.AsyncClient, service_key: str) -> None:
+        self.name = name
+        self.urls = [url.strip().rstrip("/") for url in base_urls.split(",") if url.strip()]
+        if not self.urls:
+            raise ValueError(f"no URL for the {name} service")
+        self.http = http
+        self.service_key = service_key
+        self._turns = itertools.cycle(range(len(self.urls)))
+
+    async def call(
+        self, method: str, path: str, *, internal: bool = False, headers: dict | None = None, **kwargs
+    ) -> httpx.Response:
+        headers = {**(headers or {}), REQUEST_ID_HEADER: request_id_var.get()}
+        if internal:
+            headers[SERVICE_KEY_HEADER] = self.service_key
+        first = next(self._turns)
+        for turn in range(len(self.urls)):
+            url = self.urls[(first + turn) % len(self.urls)]
+            try:
+                return await self.http.request(method, url + path, headers=headers, **kwargs)
+            except httpx.ConnectError:
+                continue
+            except httpx.TimeoutException:
+                raise timed_out(f"The {self.name} service") from None
+            except httpx.TransportError:
+                raise unavailable(f"The {self.name} service") from None
+        raise unavailable(f"The {self.name} service")
