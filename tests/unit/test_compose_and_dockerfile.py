@@ -432,3 +432,45 @@ def test_debug_listings_is_taken_from_the_shell_and_open_by_default_on_gateway_a
     assert value == "${DEBUG_LISTINGS:-open}"
     assert interpolate(value, {}) == "open"
     assert interpolate(value, {"DEBUG_LISTINGS": "admin"}) == "admin"
+
+
+# ---- docker-compose.scaled.yml: two processes of every service -------------------------------
+
+SCALED_FILE = ROOT / "docker-compose.scaled.yml"
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML with compose's `!reset` tag (it empties what the extended service had)."""
+
+
+_ComposeLoader.add_constructor("!reset", lambda loader, node: [])
+
+
+def scaled() -> dict:
+    return yaml.load(SCALED_FILE.read_text(), Loader=_ComposeLoader)
+
+
+def scaled_service_names() -> set[str]:
+    return set(compose()["services"]) | set(scaled()["services"])
+
+
+@pytest.mark.parametrize("name", APP_SERVICES[:-1])
+def test_the_scaled_file_adds_an_unpublished_replica_of_each_service_extending_the_original(name):
+    replica = scaled()["services"][f"{name}-2"]
+    assert replica["extends"] == {"file": "docker-compose.yml", "service": name}
+    assert replica["ports"] == []
+    assert replica["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("name", list(scaled()["services"]) if SCALED_FILE.exists() else [])
+def test_every_replica_url_in_the_scaled_file_names_a_service_and_its_port(name):
+    original = name.removesuffix("-2")
+    env = scaled()["services"][name].get("environment", {})
+    fields = {field.upper() for field in settings_class(original).model_fields}
+    for variable, value in env.items():
+        assert variable in fields, f"{name} sets {variable}, which {original} does not read"
+        target = variable.removesuffix("_URL").lower()
+        for url in value.split(","):
+            parts = urlsplit(url)
+            assert parts.hostname in scaled_service_names() and parts.hostname.removesuffix("-2") == target
+            assert parts.port == listen_port(target)
