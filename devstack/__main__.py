@@ -7,6 +7,27 @@ from pathlib import Path
 
 from devstack.stack import DEFAULT_PORTS, Stack
 
+MAX_RESTARTS_PER_MINUTE = 3
+
+
+def keep_running(stack: Stack) -> None:
+    """Restart a process that dies (a crashed service, a killed redis-server), as a supervisor
+    would; give up when one keeps dying."""
+    restarts: dict[str, list[float]] = {}
+    while True:
+        time.sleep(0.5)
+        dead = [name for name, process in stack.processes.items() if process.poll() is not None]
+        if stack.redis and stack.redis.process and stack.redis.process.poll() is not None:
+            dead.insert(0, "redis")
+        for name in dead:
+            recent = [t for t in restarts.get(name, []) if time.monotonic() - t < 60] + [time.monotonic()]
+            restarts[name] = recent
+            if len(recent) > MAX_RESTARTS_PER_MINUTE:
+                print(f"{name} keeps stopping; see {stack.data_dir / 'logs'}. Stopping everything.", flush=True)
+                return
+            print(f"{name} stopped; restarting it.", flush=True)
+            stack.redis.start() if name == "redis" else stack.start_service(name)
+
 
 def main() -> None:
     ports = {name: int(os.environ.get(f"{name.upper()}_PORT", port)) for name, port in DEFAULT_PORTS.items()}
@@ -27,9 +48,7 @@ def main() -> None:
             f"Press Ctrl-C to stop.\n",
             flush=True,
         )
-        while all(process.poll() is None for process in stack.processes.values()):
-            time.sleep(0.5)
-        print("A service stopped; see its log. Stopping the others.")
+        keep_running(stack)
     except KeyboardInterrupt:
         print("\nStopping...")
     finally:

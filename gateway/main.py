@@ -103,8 +103,9 @@ class UserListing(BaseModel):
     balance: float | None = Field(description="Rupees; null while the wallet is being opened.")
 
 
-def forwarded_auth(request: Request) -> dict[str, str]:
-    return {name: request.headers[name] for name in ("authorization", "idempotency-key") if name in request.headers}
+def forwarded_auth(request: Request) -> dict[bytes, bytes]:
+    """The caller's credentials, passed on as the bytes they came in (the service judges them)."""
+    return {name: value for name, value in request.headers.raw if name in (b"authorization", b"idempotency-key")}
 
 
 def state(request: Request):

@@ -58,7 +58,7 @@ async def buy(*, catalog: Downstream, wallet: Downstream, user_id: int, item_id:
         return relay(debit)
     if debit.status_code == 200:
         await settle(catalog, f"{reservations}/{purchase}/confirm")
-    elif debit.status_code in (400, 404, 409):
+    elif 400 <= debit.status_code < 500:  # the wallet refused: nothing was charged
         await settle(catalog, f"{reservations}/{purchase}/release")
     # Anything else (503, 504) leaves the reservation pending, for a retry or the catalog's sweep.
     return relay(debit)

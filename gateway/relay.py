@@ -2,6 +2,7 @@
 
 import httpx
 from fastapi import Response
+from fastapi.responses import JSONResponse
 
 RELAYED_HEADERS = ("content-type", "www-authenticate", "retry-after", "idempotent-replayed", "x-next-cursor")
 
@@ -10,6 +11,6 @@ def relay(response: httpx.Response) -> Response:
     headers = {name: response.headers[name] for name in RELAYED_HEADERS if name in response.headers}
     status = response.status_code
     if status >= 500 and status not in (503, 504):
-        status = 503  # a downstream's crash reaches the client as "unavailable, retry", never as a 500
-        headers.setdefault("retry-after", "1")
+        # A downstream that failed on this request: the gateway never answers 500 itself.
+        return JSONResponse({"detail": "A downstream service failed on this request."}, status_code=502)
     return Response(response.content, status_code=status, headers=headers)

@@ -36,6 +36,8 @@ def connect_redis(settings: ServiceSettings) -> Redis | RedisCluster:
 def http_client(settings: ServiceSettings, **kwargs) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.downstream_timeout_seconds, connect=min(1.0, settings.downstream_timeout_seconds)),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+        # Idle connections are dropped before uvicorn's 5 s keep-alive closes them from its side,
+        # so a request is never sent on a connection the server is closing.
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=2.0),
         **kwargs,
     )

@@ -29,6 +29,6 @@ def unavailable(what: str) -> HTTPException:
 def timed_out(what: str) -> HTTPException:
     return HTTPException(
         status.HTTP_504_GATEWAY_TIMEOUT,
-        detail=f"{what} did not answer in time; retry with the same Idempotency-Key.",
+        detail=f"{what} did not answer in time; retry shortly (with the same Idempotency-Key, if you sent one).",
         headers=RETRY_SOON,
     )

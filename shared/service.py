@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -138,6 +140,18 @@ class RequestContextMiddleware:
                 )
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped, so any input echoed back (even a lone
+    surrogate, which UTF-8 cannot encode) is still a valid body."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return AsciiJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+
 async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("redis unavailable: %s", type(exc).__name__)
     return _json_error(503, "The data store is unavailable; retry shortly.", RETRY_SOON)
@@ -181,6 +195,7 @@ def create_service_app(
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", REQUEST_ID_HEADER],
             expose_headers=[REQUEST_ID_HEADER, "X-Next-Cursor", "Retry-After", "Idempotent-Replayed"],
         )
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(RedisConnectionError, _redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
     app.add_exception_handler(httpx.TimeoutException, _downstream_timeout)

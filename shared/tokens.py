@@ -134,7 +134,7 @@ class TokenVerifier:
 
 def _claims_from(payload: dict) -> Claims:
     subject, username = payload.get("sub"), payload.get("username")
-    if not isinstance(subject, str) or not subject.isascii() or not subject.isdigit():
+    if not isinstance(subject, str) or not subject.isascii() or not subject.isdigit() or int(subject) < 1:
         raise InvalidToken("sub is not a user id")
     if not isinstance(username, str):
         raise InvalidToken("username missing")

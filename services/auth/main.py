@@ -26,13 +26,15 @@ from shared.metrics import LOGIN_FAILURES, THROTTLED_LOGINS
 from shared.service import create_service_app
 
 INCORRECT_LOGIN = "Incorrect username or password"
+MAX_PASSWORD_LENGTH = 1024
+WALLET_OPEN_TIMEOUT_SECONDS = 1.0  # registration waits this long at most; the outbox does the rest
 log = logging.getLogger("auth")
 settings = AuthSettings()
 
 
 class Registration(BaseModel):
     username: str = Field(examples=["testuser"])
-    password: str = Field(min_length=6, max_length=1024, examples=["securepassword123"])
+    password: str = Field(min_length=6, max_length=MAX_PASSWORD_LENGTH, examples=["securepassword123"])
 
     @field_validator("username")
     @classmethod
@@ -59,7 +61,8 @@ async def open_wallet(app: FastAPI, user_id: int, username: str) -> bool:
     """Ask the wallet to open this user's wallet (idempotent there); False when it cannot now."""
     try:
         response = await app.state.wallet.call(
-            "PUT", f"/internal/wallets/{user_id}", internal=True, json={"username": username}
+            "PUT", f"/internal/wallets/{user_id}", internal=True, json={"username": username},
+            timeout=WALLET_OPEN_TIMEOUT_SECONDS,
         )
     except HTTPException as error:
         log.warning("wallet not reachable to open wallet", extra={"user_id": user_id, "status": error.status_code})
@@ -157,7 +160,10 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: 
             headers={"Retry-After": str(wait)},
         )
     user = await state.users.by_username(form.username)
-    matches, new_hash = await state.hasher.verify(form.password, user.password_hash if user else None)
+    if len(form.password) > MAX_PASSWORD_LENGTH:  # cannot be anyone's password; never hash it
+        matches, new_hash = False, None
+    else:
+        matches, new_hash = await state.hasher.verify(form.password, user.password_hash if user else None)
     if not matches or user is None:
         await state.throttle.record_failure(user_key, address)
         LOGIN_FAILURES.inc()

@@ -115,7 +115,8 @@ class Ledger:
 
     async def history(self, *, user_id: int, before: int | None, limit: int) -> tuple[list[dict], int | None]:
         """One user's entries, newest first, from position `before` down; and the next cursor."""
-        end = (await self.redis.llen(ledger_key(user_id))) if before is None else before
+        length = await self.redis.llen(ledger_key(user_id))
+        end = length if before is None else min(before, length)
         start = max(0, end - limit)
         raw = await self.redis.lrange(ledger_key(user_id), start, end - 1) if end > 0 else []
         return [present_entry(entry) for entry in reversed(raw)], (start or None)

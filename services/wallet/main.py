@@ -164,7 +164,7 @@ async def my_transactions(
     claims: CurrentClaims,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="next_cursor of the previous page")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**62, description="next_cursor of the previous page")] = None,
 ) -> History:
     """The caller's own ledger, newest first."""
     entries, next_cursor = await request.app.state.ledger.history(user_id=claims.user_id, before=before, limit=limit)
@@ -187,7 +187,9 @@ async def all_transactions(
     request: Request,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(pattern=r"^\d+\.\d+$", description="X-Next-Cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^\d{1,15}\.\d{1,15}$", description="X-Next-Cursor of the previous page")
+    ] = None,
 ) -> list[dict]:
     """Every ledger entry, by user then time. The next page's cursor is in the X-Next-Cursor header."""
     after_user, after_position = map(int, cursor.split(".")) if cursor else (0, 0)

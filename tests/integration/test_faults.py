@@ -116,7 +116,8 @@ def test_sigterm_during_a_burst_of_spends_cuts_off_no_request_and_loses_no_spend
                     return "refused"  # arrived after the listener closed: never acknowledged
 
             tasks = [asyncio.create_task(spend()) for _ in range(200)]
-            await asyncio.sleep(0.05)
+            while sum(task.done() for task in tasks) < 10:  # the burst is under way
+                await asyncio.sleep(0.005)
             stack.signal_service(name, signal.SIGTERM)
             return await asyncio.gather(*tasks)
 

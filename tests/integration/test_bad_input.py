@@ -1,0 +1,68 @@
+"""Inputs that once crashed a service: each now gets a clear 4xx and changes nothing."""
+
+import signal
+import time
+
+import httpx
+
+from services.auth.keys import KeyRing
+from tests.integration.conftest import balance_of, item_stock, register_and_login, unique_name
+
+
+def test_a_lone_surrogate_in_a_string_is_422_with_a_valid_json_body(api):
+    auth = register_and_login(api)
+    body = b'{"amount": 1, "description": "\\ud800"}'
+    response = api.post("/wallet/spend", headers={**auth, "content-type": "application/json"}, content=body)
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "description"]
+    registration = b'{"username": "' + unique_name().encode() + b'", "password": "abcdef\\udc80"}'
+    refused = api.post("/auth/register", headers={"content-type": "application/json"}, content=registration)
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "password"]
+    assert balance_of(api, auth) == 100.0
+    assert api.get("/items/list").status_code == 200  # the connection pool was not poisoned
+
+
+def test_a_non_ascii_authorization_header_is_401(stack):
+    headers = [(b"authorization", "Bearer ünïcödé".encode())]
+    response = httpx.get(stack.url() + "/wallet/balance", headers=headers)
+    assert (response.status_code, response.json()) == (401, {"detail": "Could not validate credentials"})
+
+
+def test_a_login_with_a_huge_password_is_the_usual_401(api):
+    name = unique_name()
+    register_and_login(api, name, "right password")
+    response = api.post("/auth/login", data={"username": name, "password": "x" * 5000})
+    assert (response.status_code, response.json()) == (401, {"detail": "Incorrect username or password"})
+
+
+def test_out_of_range_cursors_are_422_and_a_cursor_past_the_end_is_clamped(api):
+    auth = register_and_login(api)
+    assert api.get("/wallet/transactions", headers=auth, params={"before": "9" * 20}).status_code == 422
+    assert api.get("/transactions", params={"cursor": "1." + "9" * 20}).status_code == 422
+    clamped = api.get("/wallet/transactions", headers=auth, params={"before": 2**62}).json()
+    assert [e["type"] for e in clamped["transactions"]] == ["REGISTER"] and clamped["next_cursor"] is None
+
+
+def test_registering_while_the_wallet_is_frozen_succeeds_and_the_wallet_opens_later(api, stack):
+    name = unique_name()
+    stack.signal_service("wallet", signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        response = api.post("/auth/register", json={"username": name, "password": "secret123"})
+        assert (response.status_code, response.json()) == (201, {"username": name})
+        assert time.monotonic() - started < 2
+    finally:
+        stack.signal_service("wallet", signal.SIGCONT)
+    login = api.post("/auth/login", data={"username": name, "password": "secret123"})
+    assert balance_of(api, {"Authorization": f"Bearer {login.json()['access_token']}"}) == 100.0
+
+
+def test_a_purchase_by_an_unknown_user_is_401_and_holds_no_stock(api, stack):
+    keys = KeyRing.load(keys_dir=stack.data_dir / "keys", signing_key_pem=None, generate=False)
+    now = int(time.time())
+    claims = {"username": "ghost", "iat": now, "exp": now + 60, "iss": "wallet-auth", "aud": "wallet-api", "jti": "j"}
+    stock = item_stock(api, 9)
+    for subject in ("999999", "0"):
+        token = keys.sign({**claims, "sub": subject})
+        response = api.post("/items/buy/9", headers={"Authorization": f"Bearer {token}"})
+        assert (response.status_code, response.json()) == (401, {"detail": "Could not validate credentials"})
+    assert item_stock(api, 9) == stock
