@@ -11,12 +11,11 @@ from pydantic import BaseModel, Field
 
 from gateway import purchase
 from gateway.relay import relay
-from shared.clients import http_client
 from shared.downstream import Downstream
 from shared.idempotency import IdempotencyKey
 from shared.metrics import PURCHASES
 from shared.money import Amount
-from shared.service import create_service_app
+from shared.service import create_service_app, service_clients
 from shared.settings import ServiceSettings
 from shared.tokens import CurrentClaims, TokenVerifier, debug_listing_access
 
@@ -31,18 +30,16 @@ settings = GatewaySettings()
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    http = http_client(settings)
-    key = settings.service_api_key.get_secret_value()
-    app.state.auth = Downstream("auth", settings.auth_url, http, key)
-    app.state.wallet = Downstream("wallet", settings.wallet_url, http, key)
-    app.state.catalog = Downstream("catalog", settings.catalog_url, http, key)
-    app.state.token_verifier = TokenVerifier(
-        auth=app.state.auth, issuer=settings.token_issuer, audience=settings.token_audience
-    )
-    for service in (app.state.auth, app.state.wallet, app.state.catalog):
-        app.state.readiness[service.name] = _ready_check(service)
-    yield
-    await http.aclose()
+    async with service_clients(app, settings, with_redis=False) as (_, http):
+        app.state.auth = Downstream("auth", settings.auth_url, http, settings)
+        app.state.wallet = Downstream("wallet", settings.wallet_url, http, settings)
+        app.state.catalog = Downstream("catalog", settings.catalog_url, http, settings)
+        app.state.token_verifier = TokenVerifier(
+            auth=app.state.auth, issuer=settings.token_issuer, audience=settings.token_audience
+        )
+        for service in (app.state.auth, app.state.wallet, app.state.catalog):
+            app.state.readiness[service.name] = _ready_check(service)
+        yield
 
 
 def _ready_check(service: Downstream):

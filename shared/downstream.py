@@ -13,16 +13,17 @@ import httpx
 from shared.errors import timed_out, unavailable
 from shared.internal import SERVICE_KEY_HEADER
 from shared.service import REQUEST_ID_HEADER, request_id_var
+from shared.settings import ServiceSettings
 
 
 class Downstream:
-    def __init__(self, name: str, base_urls: str, http: httpx.AsyncClient, service_key: str) -> None:
+    def __init__(self, name: str, base_urls: str, http: httpx.AsyncClient, settings: ServiceSettings) -> None:
         self.name = name
         self.urls = [url.strip().rstrip("/") for url in base_urls.split(",") if url.strip()]
         if not self.urls:
             raise ValueError(f"no URL for the {name} service")
         self.http = http
-        self.service_key = service_key
+        self.service_key = settings.service_api_key.get_secret_value()
         self._turns = itertools.cycle(range(len(self.urls)))
 
     async def call(

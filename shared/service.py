@@ -2,13 +2,14 @@
 body limit and health routes, so the four processes behave alike without four copies."""
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared.clients import connect_redis, http_client
 from shared.errors import RETRY_SOON
 from shared.jsonbody import DecimalJSONRoute
 from shared.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS, metrics_response
@@ -168,6 +170,34 @@ async def _downstream_unreachable(request: Request, exc: Exception) -> JSONRespo
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return _json_error(500, "Internal server error.")
+
+
+@contextlib.asynccontextmanager
+async def service_clients(app: FastAPI, settings: ServiceSettings, *, with_redis: bool = True) -> AsyncIterator:
+    """The process's long-lived clients for its lifespan: (Redis or None, the HTTP client). Redis
+    joins the readiness checks; both are closed on the way out."""
+    http = http_client(settings)
+    redis = connect_redis(settings) if with_redis else None
+    if redis is not None:
+        app.state.readiness["redis"] = redis.ping
+    try:
+        yield redis, http
+    finally:
+        await http.aclose()
+        if redis is not None:
+            await redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def running_in_background(work: Coroutine) -> AsyncIterator[None]:
+    """Run a service's periodic work (a sweep, an outbox) for as long as the service runs."""
+    task = asyncio.create_task(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def create_service_app(

@@ -1,7 +1,6 @@
 """Auth service: register, log in, publish the token keys; opens each new user's wallet."""
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -18,12 +17,11 @@ from services.auth.settings import AuthSettings
 from services.auth.throttle import LoginThrottle
 from services.auth.usernames import normalise_username, username_key
 from services.auth.users import UserStore
-from shared.clients import connect_redis, http_client
 from shared.downstream import Downstream
 from shared.errors import BEARER_CHALLENGE
 from shared.internal import InternalCaller
 from shared.metrics import LOGIN_FAILURES, THROTTLED_LOGINS
-from shared.service import create_service_app
+from shared.service import create_service_app, running_in_background, service_clients
 
 INCORRECT_LOGIN = "Incorrect username or password"
 MAX_PASSWORD_LENGTH = 1024
@@ -89,28 +87,21 @@ async def drain_wallet_outbox(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    redis = connect_redis(settings)
-    app.state.http = http_client(settings)
-    app.state.wallet = Downstream("wallet", settings.wallet_url, app.state.http, settings.service_api_key.get_secret_value())
-    app.state.users = UserStore(redis)
-    app.state.keys = KeyRing.load(
-        keys_dir=settings.keys_dir, signing_key_pem=settings.signing_key_pem, generate=settings.generate_signing_key
-    )
-    app.state.hasher = PasswordHasher(settings.hashing_concurrency)
-    app.state.throttle = LoginThrottle(
-        redis,
-        max_per_user=settings.login_max_failures,
-        max_per_address=settings.login_max_failures_per_address,
-        window_seconds=settings.login_window_seconds,
-    )
-    app.state.readiness["redis"] = redis.ping
-    outbox = asyncio.create_task(drain_wallet_outbox(app))
-    yield
-    outbox.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await outbox
-    await app.state.http.aclose()
-    await redis.aclose()
+    async with service_clients(app, settings) as (redis, http):
+        app.state.wallet = Downstream("wallet", settings.wallet_url, http, settings)
+        app.state.users = UserStore(redis)
+        app.state.keys = KeyRing.load(
+            keys_dir=settings.keys_dir, signing_key_pem=settings.signing_key_pem, generate=settings.generate_signing_key
+        )
+        app.state.hasher = PasswordHasher(settings.hashing_concurrency)
+        app.state.throttle = LoginThrottle(
+            redis,
+            max_per_user=settings.login_max_failures,
+            max_per_address=settings.login_max_failures_per_address,
+            window_seconds=settings.login_window_seconds,
+        )
+        async with running_in_background(drain_wallet_outbox(app)):
+            yield
 
 
 app = create_service_app(

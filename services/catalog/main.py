@@ -1,7 +1,6 @@
 """Catalog service: the items for sale, their prices and stock, and purchase reservations."""
 
 import asyncio
-import contextlib
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,11 +11,10 @@ from fastapi import Depends, FastAPI, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from services.catalog.store import Catalog, Item, load_seed_items
-from shared.clients import connect_redis, http_client
 from shared.downstream import Downstream
 from shared.internal import InternalCaller
 from shared.money import to_rupees
-from shared.service import create_service_app
+from shared.service import create_service_app, running_in_background, service_clients
 from shared.settings import ServiceSettings
 
 log = logging.getLogger("catalog")
@@ -85,20 +83,13 @@ async def settle_overdue_reservations(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    redis = connect_redis(settings)
-    app.state.http = http_client(settings)
-    app.state.wallet = Downstream("wallet", settings.wallet_url, app.state.http, settings.service_api_key.get_secret_value())
-    app.state.catalog = Catalog(redis)
-    added = await app.state.catalog.seed(load_seed_items(settings.items_file))
-    log.info("catalog seeded", extra={"items_added": added})
-    app.state.readiness["redis"] = redis.ping
-    sweeper = asyncio.create_task(settle_overdue_reservations(app))
-    yield
-    sweeper.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await sweeper
-    await app.state.http.aclose()
-    await redis.aclose()
+    async with service_clients(app, settings) as (redis, http):
+        app.state.wallet = Downstream("wallet", settings.wallet_url, http, settings)
+        app.state.catalog = Catalog(redis)
+        added = await app.state.catalog.seed(load_seed_items(settings.items_file))
+        log.info("catalog seeded", extra={"items_added": added})
+        async with running_in_background(settle_overdue_reservations(app)):
+            yield
 
 
 app = create_service_app(

@@ -7,14 +7,13 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, s
 from pydantic import BaseModel, Field
 
 from services.wallet.ledger import Ledger, Movement
-from shared.clients import connect_redis, http_client
 from shared.downstream import Downstream
 from shared.errors import IDEMPOTENCY_KEY_REUSED, INSUFFICIENT_FUNDS, unauthorized, unavailable
 from shared.idempotency import IDEMPOTENCY_KEY_PATTERN, IdempotencyKey
 from shared.internal import InternalCaller
 from shared.metrics import CREDITS, DEBITS, IDEMPOTENT_REPLAYS, REFUSED_DEBITS
 from shared.money import MAX_SPEND, Amount, to_paise, to_rupees
-from shared.service import create_service_app
+from shared.service import create_service_app, service_clients
 from shared.settings import ServiceSettings
 from shared.tokens import AdminClaims, CurrentClaims, TokenVerifier, debug_listing_access
 
@@ -23,17 +22,13 @@ settings = ServiceSettings()
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    redis = connect_redis(settings)
-    app.state.http = http_client(settings)
-    app.state.auth = Downstream("auth", settings.auth_url, app.state.http, settings.service_api_key.get_secret_value())
-    app.state.ledger = Ledger(redis)
-    app.state.token_verifier = TokenVerifier(
-        auth=app.state.auth, issuer=settings.token_issuer, audience=settings.token_audience
-    )
-    app.state.readiness["redis"] = redis.ping
-    yield
-    await app.state.http.aclose()
-    await redis.aclose()
+    async with service_clients(app, settings) as (redis, http):
+        app.state.auth = Downstream("auth", settings.auth_url, http, settings)
+        app.state.ledger = Ledger(redis)
+        app.state.token_verifier = TokenVerifier(
+            auth=app.state.auth, issuer=settings.token_issuer, audience=settings.token_audience
+        )
+        yield
 
 
 app = create_service_app(

@@ -4,6 +4,7 @@ as separate processes on free ports, over real HTTP."""
 import asyncio
 import itertools
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -39,6 +40,19 @@ def stack(tmp_path_factory):
 def api(stack):
     with httpx.Client(base_url=stack.url(), timeout=10) as client:
         yield client
+
+
+def wait_for(condition, timeout: float = 10.0) -> bool:
+    """Poll `condition` until it holds or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    return False
 
 
 def unique_name(prefix: str = "user") -> str:

@@ -7,19 +7,7 @@ import time
 import httpx
 import redis
 
-from tests.integration.conftest import balance_of, my_ledger, register_and_login, unique_name
-
-
-def wait_for(condition, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    return False
+from tests.integration.conftest import balance_of, my_ledger, register_and_login, unique_name, wait_for
 
 
 def test_money_moves_after_a_script_flush_without_a_service_restart(api, stack):

@@ -5,7 +5,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.integration.conftest import register_and_login, unique_name
+from tests.integration.conftest import register_and_login, unique_name, wait_for
 
 SERVICES = ["gateway", "auth", "wallet", "catalog"]
 
@@ -62,7 +62,9 @@ def test_a_client_request_id_is_returned_and_reaches_every_service_log(api, stac
     response = api.post("/items/buy/3", headers={**auth, "X-Request-ID": request_id})
     assert response.headers["x-request-id"] == request_id
     for service in ("gateway", "wallet", "catalog"):
-        assert request_id in (stack.data_dir / "logs" / f"{service}.log").read_text(), service
+        log = stack.data_dir / "logs" / f"{service}.log"
+        # A service writes its access line just after it answers: give it a moment.
+        assert wait_for(lambda log=log: request_id in log.read_text()), service
     minted = api.get("/items/list").headers["x-request-id"]
     assert len(minted) == 32
 

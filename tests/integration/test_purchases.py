@@ -8,20 +8,11 @@ import httpx
 import pytest
 
 from gateway.purchase import purchase_id
-from tests.integration.conftest import balance_of, concurrently, item_stock, my_ledger, register_and_login
+from tests.integration.conftest import balance_of, concurrently, item_stock, my_ledger, register_and_login, wait_for
 
 
 def user_id_of(api, auth) -> int:
     return api.get("/wallet/balance", headers=auth).json()["user_id"]
-
-
-def wait_for(condition, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_one_item_is_returned_with_its_stock(api):
