@@ -1,0 +1,1 @@
+"""`make bench`: measured speed of the stack through the gateway (see bench/run.py)."""
