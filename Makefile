@@ -37,7 +37,7 @@ lint: $(STAMP) ## Static checks (ruff)
 	$(VENV)/bin/ruff check .
 
 lock: ## Re-pin requirements.lock from requirements.txt
-	$(PYTHON) -m venv /tmp/wallet-lock-venv
+	rm -rf /tmp/wallet-lock-venv && $(PYTHON) -m venv /tmp/wallet-lock-venv
 	/tmp/wallet-lock-venv/bin/pip install --quiet -r requirements.txt
 	/tmp/wallet-lock-venv/bin/pip freeze > requirements.lock
 

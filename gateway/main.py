@@ -30,10 +30,10 @@ settings = GatewaySettings()
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    async with service_clients(app, settings, with_redis=False) as (_, http):
-        app.state.auth = Downstream("auth", settings.auth_url, http, settings)
-        app.state.wallet = Downstream("wallet", settings.wallet_url, http, settings)
-        app.state.catalog = Downstream("catalog", settings.catalog_url, http, settings)
+    async with service_clients(app, settings, with_redis=False) as (_, downstream):
+        app.state.auth = downstream("auth", settings.auth_url)
+        app.state.wallet = downstream("wallet", settings.wallet_url)
+        app.state.catalog = downstream("catalog", settings.catalog_url)
         app.state.token_verifier = TokenVerifier(
             auth=app.state.auth, issuer=settings.token_issuer, audience=settings.token_audience
         )

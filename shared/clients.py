@@ -1,6 +1,8 @@
 """The long-lived clients a service opens once in its lifespan: Redis and outbound HTTP."""
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -33,11 +35,31 @@ def connect_redis(settings: ServiceSettings) -> Redis | RedisCluster:
     )
 
 
-def http_client(settings: ServiceSettings, **kwargs) -> httpx.AsyncClient:
+def http_client(settings: ServiceSettings) -> httpx.AsyncClient:
+    # Idle connections are dropped before uvicorn's 5 s keep-alive closes them from its side,
+    # so a request is never sent on a connection the server is closing.
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2.0)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.downstream_timeout_seconds, connect=min(1.0, settings.downstream_timeout_seconds)),
-        # Idle connections are dropped before uvicorn's 5 s keep-alive closes them from its side,
-        # so a request is never sent on a connection the server is closing.
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=2.0),
-        **kwargs,
+        limits=limits,
+        # httpcore's pool scans every connection (a syscall each) on every request, which made
+        # it most of the gateway's CPU under load; aiohttp's pool does not.
+        transport=ServiceTransport(limits=limits),
     )
+
+
+class ServiceTransport(AiohttpTransport):
+    """aiohttp under httpx, with its failures told apart the way callers act on them: a refused
+    connection (nothing was sent: try another replica) is a ConnectError, a connection dropped
+    mid-request (outcome unknown) a RemoteProtocolError."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpx.HTTPError as error:
+            cause = error.__cause__
+            if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(cause, aiohttp.ServerTimeoutError):
+                raise httpx.ConnectError(str(cause), request=request) from cause
+            if isinstance(cause, aiohttp.ServerDisconnectedError):
+                raise httpx.RemoteProtocolError(str(cause), request=request) from cause
+            raise

@@ -10,19 +10,22 @@ import itertools
 
 import httpx
 
+from shared.clients import http_client
 from shared.errors import timed_out, unavailable
 from shared.internal import SERVICE_KEY_HEADER
-from shared.service import REQUEST_ID_HEADER, request_id_var
+from shared.requestid import REQUEST_ID_HEADER, request_id_var
 from shared.settings import ServiceSettings
 
 
 class Downstream:
-    def __init__(self, name: str, base_urls: str, http: httpx.AsyncClient, settings: ServiceSettings) -> None:
+    def __init__(self, name: str, base_urls: str, settings: ServiceSettings) -> None:
         self.name = name
         self.urls = [url.strip().rstrip("/") for url in base_urls.split(",") if url.strip()]
         if not self.urls:
             raise ValueError(f"no URL for the {name} service")
-        self.http = http
+        # A pool of its own: httpx scans every pooled connection on each request, so small
+        # per-service pools cost far less CPU than one large shared one.
+        self.http = http_client(settings)
         self.service_key = settings.service_api_key.get_secret_value()
         self._turns = itertools.cycle(range(len(self.urls)))
 
@@ -44,3 +47,6 @@ class Downstream:
             except httpx.TransportError:
                 raise unavailable(f"The {self.name} service") from None
         raise unavailable(f"The {self.name} service")
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

@@ -3,7 +3,6 @@ body limit and health routes, so the four processes behave alike without four co
 
 import asyncio
 import contextlib
-import contextvars
 import json
 import logging
 import sys
@@ -22,14 +21,14 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.clients import connect_redis, http_client
+from shared.clients import connect_redis
+from shared.downstream import Downstream
 from shared.errors import RETRY_SOON
 from shared.jsonbody import DecimalJSONRoute
 from shared.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS, metrics_response
+from shared.requestid import REQUEST_ID_HEADER, request_id_var
 from shared.settings import ServiceSettings
 
-REQUEST_ID_HEADER = "X-Request-ID"
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 ReadinessCheck = Callable[[], Awaitable[Any]]
 log = logging.getLogger("service")
 
@@ -174,16 +173,23 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 @contextlib.asynccontextmanager
 async def service_clients(app: FastAPI, settings: ServiceSettings, *, with_redis: bool = True) -> AsyncIterator:
-    """The process's long-lived clients for its lifespan: (Redis or None, the HTTP client). Redis
-    joins the readiness checks; both are closed on the way out."""
-    http = http_client(settings)
+    """The process's long-lived clients for its lifespan: Redis (or None) and a function that
+    opens a `Downstream` to another service. Redis joins the readiness checks; everything is
+    closed on the way out."""
     redis = connect_redis(settings) if with_redis else None
     if redis is not None:
         app.state.readiness["redis"] = redis.ping
+    opened: list[Downstream] = []
+
+    def downstream(name: str, base_urls: str) -> Downstream:
+        opened.append(Downstream(name, base_urls, settings))
+        return opened[-1]
+
     try:
-        yield redis, http
+        yield redis, downstream
     finally:
-        await http.aclose()
+        for service in opened:
+            await service.aclose()
         if redis is not None:
             await redis.aclose()
 

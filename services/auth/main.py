@@ -17,7 +17,6 @@ from services.auth.settings import AuthSettings
 from services.auth.throttle import LoginThrottle
 from services.auth.usernames import normalise_username, username_key
 from services.auth.users import UserStore
-from shared.downstream import Downstream
 from shared.errors import BEARER_CHALLENGE
 from shared.internal import InternalCaller
 from shared.metrics import LOGIN_FAILURES, THROTTLED_LOGINS
@@ -87,8 +86,8 @@ async def drain_wallet_outbox(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    async with service_clients(app, settings) as (redis, http):
-        app.state.wallet = Downstream("wallet", settings.wallet_url, http, settings)
+    async with service_clients(app, settings) as (redis, downstream):
+        app.state.wallet = downstream("wallet", settings.wallet_url)
         app.state.users = UserStore(redis)
         app.state.keys = KeyRing.load(
             keys_dir=settings.keys_dir, signing_key_pem=settings.signing_key_pem, generate=settings.generate_signing_key

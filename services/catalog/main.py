@@ -83,8 +83,8 @@ async def settle_overdue_reservations(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    async with service_clients(app, settings) as (redis, http):
-        app.state.wallet = Downstream("wallet", settings.wallet_url, http, settings)
+    async with service_clients(app, settings) as (redis, downstream):
+        app.state.wallet = downstream("wallet", settings.wallet_url)
         app.state.catalog = Catalog(redis)
         added = await app.state.catalog.seed(load_seed_items(settings.items_file))
         log.info("catalog seeded", extra={"items_added": added})

@@ -7,7 +7,6 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, s
 from pydantic import BaseModel, Field
 
 from services.wallet.ledger import Ledger, Movement
-from shared.downstream import Downstream
 from shared.errors import IDEMPOTENCY_KEY_REUSED, INSUFFICIENT_FUNDS, unauthorized, unavailable
 from shared.idempotency import IDEMPOTENCY_KEY_PATTERN, IdempotencyKey
 from shared.internal import InternalCaller
@@ -22,8 +21,8 @@ settings = ServiceSettings()
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    async with service_clients(app, settings) as (redis, http):
-        app.state.auth = Downstream("auth", settings.auth_url, http, settings)
+    async with service_clients(app, settings) as (redis, downstream):
+        app.state.auth = downstream("auth", settings.auth_url)
         app.state.ledger = Ledger(redis)
         app.state.token_verifier = TokenVerifier(
             auth=app.state.auth, issuer=settings.token_issuer, audience=settings.token_audience
