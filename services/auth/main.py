@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field, field_validator
 
 from services.auth.keys import KeyRing
-from services.auth.passwords import PasswordHasher
+from services.auth.passwords import HasherBusy, PasswordHasher
 from services.auth.settings import AuthSettings
 from services.auth.throttle import LoginThrottle
 from services.auth.usernames import normalise_username, username_key
@@ -92,7 +93,7 @@ async def lifespan(app: FastAPI):
         app.state.keys = KeyRing.load(
             keys_dir=settings.keys_dir, signing_key_pem=settings.signing_key_pem, generate=settings.generate_signing_key
         )
-        app.state.hasher = PasswordHasher(settings.hashing_concurrency)
+        app.state.hasher = PasswordHasher(settings.hashing_concurrency, settings.hashing_max_waiting)
         app.state.throttle = LoginThrottle(
             redis,
             max_per_user=settings.login_max_failures,
@@ -110,6 +111,13 @@ app = create_service_app(
     settings=settings,
     lifespan=lifespan,
 )
+
+
+@app.exception_handler(HasherBusy)
+async def too_many_password_checks(request: Request, exc: HasherBusy) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "Too many logins at once; retry shortly."}, status_code=503, headers={"Retry-After": "1"}
+    )
 
 
 @app.post("/auth/register", status_code=status.HTTP_201_CREATED, response_model=Registered, tags=["auth"])

@@ -156,3 +156,18 @@ def test_a_rotated_signing_key_keeps_old_tokens_valid_and_signs_new_ones(api, st
     assert new_kid != old_kid
     assert balance_of(api, new_auth) == 100.0  # the wallet and gateway fetched the new key
     assert balance_of(api, old_auth) == 100.0
+
+
+def test_an_old_bcrypt_hash_still_logs_in_and_is_rehashed_with_argon2id(api, stack):
+    import redis
+    from passlib.hash import bcrypt
+
+    name = unique_name()
+    register_and_login(api, name, "legacy password")
+    store = redis.Redis.from_url(stack.redis.url, decode_responses=True)
+    user_id = store.hget("auth:{auth:users}:by-name", name.lower())
+    user_key = f"auth:{{auth:users}}:user:{user_id}"
+    store.hset(user_key, "password_hash", bcrypt.hash("legacy password"))
+    assert api.post("/auth/login", data={"username": name, "password": "legacy password"}).status_code == 200
+    assert store.hget(user_key, "password_hash").startswith("$argon2id$")
+    assert api.post("/auth/login", data={"username": name, "password": "legacy password"}).status_code == 200
