@@ -14,6 +14,8 @@ class AuthSettings(ServiceSettings):
     login_max_failures: int = Field(5, gt=0, description="Failed logins per username before 429.")
     login_max_failures_per_address: int = Field(30, gt=0, description="Failed logins per client address before 429.")
     login_window_seconds: int = Field(300, gt=0, description="How long failed logins are counted.")
-    hashing_concurrency: int = Field(2, gt=0, description="Password hashes computed at once (the rest wait).")
+    hashing_concurrency: int = Field(
+        1, gt=0, description="Password hashes computed at once; the rest wait, so a login burst leaves CPU for the rest."
+    )
     hashing_max_waiting: int = Field(64, gt=0, description="Password checks allowed to wait; more get 503 at once.")
     wallet_outbox_interval_seconds: float = Field(1.0, gt=0, description="How often unopened wallets are retried.")
