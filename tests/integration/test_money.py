@@ -4,6 +4,7 @@ import random
 import uuid
 
 import pytest
+import redis
 
 from tests.integration.conftest import (
     balance_of,
@@ -75,7 +76,7 @@ def test_two_wallet_processes_serving_at_once_still_give_exactly_33_successes(ap
         stack.stop_service("wallet-2")
 
 
-def test_a_repeated_spend_with_one_idempotency_key_moves_money_once_and_replays_the_answer(api):
+def test_a_repeated_spend_with_one_idempotency_key_moves_money_once_and_replays_the_answer(api, stack):
     auth = register_and_login(api)
     headers = {**auth, "Idempotency-Key": uuid.uuid4().hex}
     first = api.post("/wallet/spend", headers=headers, json={"amount": 12.34, "description": "once"})
@@ -83,6 +84,9 @@ def test_a_repeated_spend_with_one_idempotency_key_moves_money_once_and_replays_
     assert (first.status_code, first.content) == (again.status_code, again.content)
     assert again.headers["idempotent-replayed"] == "true"
     assert balance_of(api, auth) == 87.66
+    user_id = first.json()["user_id"]
+    record_ttl = redis.Redis.from_url(stack.redis.url).ttl(f"wallet:{{user:{user_id}}}:idem:{headers['Idempotency-Key']}")
+    assert record_ttl > 24 * 3600 - 60  # kept at least 24 hours
 
 
 def test_a_refused_spend_is_replayed_as_refused_even_after_money_arrives(api, admin):
