@@ -36,7 +36,7 @@ log = logging.getLogger("service")
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line; fields passed with `extra=` (route, status, ...) are kept."""
 
-    STANDARD_FIELDS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+    STANDARD_FIELDS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -111,34 +111,33 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
             await send(message)
 
+        received = 0
+
+        async def receive_within_limit():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(limit)
+            return message
+
         HTTP_IN_FLIGHT.inc()
-        if declared_length > limit:
-            await _json_error(413, PayloadTooLarge(limit).detail)(scope, receive, send_with_request_id)
-            HTTP_IN_FLIGHT.dec()
-        else:
-            received = 0
-
-            async def receive_within_limit():
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > limit:
-                        raise PayloadTooLarge(limit)
-                return message
-
-            try:
+        try:
+            if declared_length > limit:  # refused before a byte of the body is read
+                await _json_error(413, PayloadTooLarge(limit).detail)(scope, receive, send_with_request_id)
+            else:
                 await self.app(scope, receive_within_limit, send_with_request_id)
-            finally:
-                HTTP_IN_FLIGHT.dec()
-                duration = time.perf_counter() - started
-                method, route = scope["method"], getattr(scope.get("route"), "path", "unmatched")
-                HTTP_REQUESTS.labels(method, route, status).inc()
-                HTTP_LATENCY.labels(method, route).observe(duration)
-                log.info(
-                    "request",
-                    extra={"method": method, "route": route, "status": status, "duration_ms": round(duration * 1000, 2)},
-                )
+        finally:
+            HTTP_IN_FLIGHT.dec()
+            duration = time.perf_counter() - started
+            method, route = scope["method"], getattr(scope.get("route"), "path", "unmatched")
+            HTTP_REQUESTS.labels(method, route, status).inc()
+            HTTP_LATENCY.labels(method, route).observe(duration)
+            log.info(
+                "request",
+                extra={"method": method, "route": route, "status": status, "duration_ms": round(duration * 1000, 2)},
+            )
 
 
 class AsciiJSONResponse(JSONResponse):
