@@ -42,7 +42,7 @@ def main() -> None:
             f"  API (gateway):  {stack.url('gateway')}        docs: {stack.url('gateway')}/docs\n"
             f"  auth service:   {stack.url('auth')}/docs\n"
             f"  wallet service: {stack.url('wallet')}/docs\n"
-            f"  catalog service:{stack.url('catalog')}/docs\n"
+            f"  catalog service: {stack.url('catalog')}/docs\n"
             f"  redis:          {redis}\n"
             f"  logs:           {data_dir / 'logs'}/*.log\n"
             f"Press Ctrl-C to stop.\n",

@@ -93,6 +93,8 @@ def test_killing_a_wallet_replica_mid_burst_loses_no_spend_and_debits_none_twice
 
     outcomes, after_kill = asyncio.run(burst())
     acknowledged = [key for key, outcome in zip(keys, outcomes) if outcome == 200]
+    print(f"\nwallet replica killed mid-burst: {len(acknowledged)} of {len(keys)} acknowledged, "
+          f"outcomes {sorted({str(o) for o in outcomes})}, {after_kill.count(200)}/20 after the kill")
     assert len(acknowledged) >= 150
     assert set(after_kill) == {200}, after_kill  # the survivor takes the whole load
     # Retrying every request with its key settles the unknown ones without charging anything twice.
