@@ -26,14 +26,19 @@ def keep_running(stack: Stack) -> None:
                 print(f"{name} keeps stopping; see {stack.data_dir / 'logs'}. Stopping everything.", flush=True)
                 return
             print(f"{name} stopped; restarting it.", flush=True)
-            stack.redis.start() if name == "redis" else stack.start_service(name)
+            try:
+                stack.redis.start() if name == "redis" else stack.start_service(name)
+            except RuntimeError as failed:  # counted as another death on the next round
+                print(f"{name} did not restart: {failed}", flush=True)
 
 
 def main() -> None:
     ports = {name: int(os.environ.get(f"{name.upper()}_PORT", port)) for name, port in DEFAULT_PORTS.items()}
     data_dir = Path(os.environ.get("DATA_DIR", ".data")).resolve()
     stack = Stack(data_dir=data_dir, ports=ports, redis_url=os.environ.get("REDIS_URL") or None)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    # Both stop the stack, also when started in the background (where SIGINT is ignored by default).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         stack.start()
         redis = stack.redis_url or f"{stack.redis.url} (redis-server, files in {stack.redis.data_dir})"

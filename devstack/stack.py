@@ -218,7 +218,8 @@ class Stack:
         log_dir.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable, "-m", "uvicorn", app, "--host", self.host, "--port", str(self.ports[name]),
-            "--no-access-log", "--timeout-graceful-shutdown", "10",
+            # --no-proxy-headers: the client's own X-Forwarded-For must never replace its address.
+            "--no-access-log", "--no-proxy-headers", "--timeout-graceful-shutdown", "10",
         ]
         self.processes[name] = subprocess.Popen(
             command, cwd=ROOT, env=self.service_env(), stdout=open(log_dir / f"{name}.log", "ab"), stderr=subprocess.STDOUT

@@ -101,8 +101,13 @@ class UserListing(BaseModel):
 
 
 def forwarded_auth(request: Request) -> dict[bytes, bytes]:
-    """The caller's credentials, passed on as the bytes they came in (the service judges them)."""
-    return {name: value for name, value in request.headers.raw if name in (b"authorization", b"idempotency-key")}
+    """The caller's credentials, passed on as the bytes they came in (the service judges them).
+    Of a repeated header only the first counts, as everywhere else in the stack."""
+    forwarded: dict[bytes, bytes] = {}
+    for name, value in request.headers.raw:
+        if name in (b"authorization", b"idempotency-key"):
+            forwarded.setdefault(name, value)
+    return forwarded
 
 
 def state(request: Request):

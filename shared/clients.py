@@ -50,8 +50,8 @@ def http_client(settings: ServiceSettings) -> httpx.AsyncClient:
 
 class ServiceTransport(AiohttpTransport):
     """aiohttp under httpx, with its failures told apart the way callers act on them: a refused
-    connection (nothing was sent: try another replica) is a ConnectError, a connection dropped
-    mid-request (outcome unknown) a RemoteProtocolError."""
+    connection (nothing was sent: try another replica) is a ConnectError, a connection dropped or
+    reset mid-request (outcome unknown) a RemoteProtocolError, and only a timeout a timeout."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
@@ -60,6 +60,6 @@ class ServiceTransport(AiohttpTransport):
             cause = error.__cause__
             if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(cause, aiohttp.ServerTimeoutError):
                 raise httpx.ConnectError(str(cause), request=request) from cause
-            if isinstance(cause, aiohttp.ServerDisconnectedError):
+            if isinstance(cause, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):  # e.g. reset
                 raise httpx.RemoteProtocolError(str(cause), request=request) from cause
             raise

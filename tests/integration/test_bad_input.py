@@ -66,3 +66,31 @@ def test_a_purchase_by_an_unknown_user_is_401_and_holds_no_stock(api, stack):
         response = api.post("/items/buy/9", headers={"Authorization": f"Bearer {token}"})
         assert (response.status_code, response.json()) == (401, {"detail": "Could not validate credentials"})
     assert item_stock(api, 9) == stock
+
+
+def test_a_spoofed_x_forwarded_for_does_not_escape_the_per_address_login_limit(api, stack):
+    import redis
+
+    limit_key = "auth:throttle:address:127.0.0.1"
+    store = redis.Redis.from_url(stack.redis.url)
+    try:
+        for n in range(30):  # the per-address limit, spread over names so no username limit trips
+            spoofed = {"X-Forwarded-For": f"203.0.113.{n}"}
+            api.post("/auth/login", headers=spoofed, data={"username": unique_name("x"), "password": "wrong1"})
+        blocked = api.post(
+            "/auth/login", headers={"X-Forwarded-For": "198.51.100.7"}, data={"username": "anyone", "password": "pw1234"}
+        )
+        assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+    finally:
+        store.delete(limit_key)  # the operator's unblock, so later tests can log in
+
+
+def test_of_repeated_credential_headers_only_the_first_counts_everywhere(api, stack):
+    auth = register_and_login(api)
+    headers = [("authorization", auth["Authorization"]), ("authorization", "Bearer junk")]
+    assert httpx.get(stack.url() + "/wallet/balance", headers=headers).status_code == 200
+    assert httpx.post(stack.url() + "/items/buy/3", headers=headers).status_code == 200
+    reversed_headers = list(reversed(headers))
+    assert httpx.get(stack.url() + "/wallet/balance", headers=reversed_headers).status_code == 401
+    assert httpx.post(stack.url() + "/items/buy/3", headers=reversed_headers).status_code == 401
+    assert balance_of(api, auth) == 90.0
