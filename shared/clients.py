@@ -38,7 +38,7 @@ def connect_redis(settings: ServiceSettings) -> Redis | RedisCluster:
 def http_client(settings: ServiceSettings) -> httpx.AsyncClient:
     # Idle connections are dropped before uvicorn's 5 s keep-alive closes them from its side,
     # so a request is never sent on a connection the server is closing.
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2.0)
+    limits = httpx.Limits(max_connections=128, max_keepalive_connections=64, keepalive_expiry=2.0)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.downstream_timeout_seconds, connect=min(1.0, settings.downstream_timeout_seconds)),
         limits=limits,

@@ -17,7 +17,7 @@ class AuthSettings(ServiceSettings):
     hashing_concurrency: int = Field(
         1, gt=0, description="Password hashes computed at once; the rest wait, so a login burst leaves CPU for the rest."
     )
-    # Below the gateway's 64 connections to auth, so an overload is answered here (503) rather
-    # than queued in the gateway until its timeout (504).
-    hashing_max_waiting: int = Field(32, gt=0, description="Password checks allowed to wait; more get 503 at once.")
+    # Below the gateway's 128 connections to auth, so an overload is answered here (503) rather
+    # than queued in the gateway until its timeout (504); 64 x ~30 ms stays within that timeout.
+    hashing_max_waiting: int = Field(64, gt=0, description="Password checks allowed to wait; more get 503 at once.")
     wallet_outbox_interval_seconds: float = Field(1.0, gt=0, description="How often unopened wallets are retried.")
