@@ -11,10 +11,10 @@ from pydantic import BaseModel, Field
 
 from gateway import purchase
 from gateway.relay import relay
+from shared.contract import Balance, SpendRequest
 from shared.downstream import Downstream
 from shared.idempotency import IdempotencyKey
 from shared.metrics import PURCHASES
-from shared.money import Amount
 from shared.service import create_service_app, service_clients
 from shared.settings import ServiceSettings
 from shared.tokens import CurrentClaims, TokenVerifier, debug_listing_access
@@ -74,17 +74,6 @@ class Registered(BaseModel):
 class AccessToken(BaseModel):
     access_token: str
     token_type: str
-
-
-class Balance(BaseModel):
-    user_id: int
-    username: str
-    balance: float = Field(description="Rupees.", examples=[100.0])
-
-
-class SpendRequest(BaseModel):
-    amount: Amount
-    description: str = Field("General Spend", min_length=1, max_length=255)
 
 
 class Item(BaseModel):

@@ -7,6 +7,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, s
 from pydantic import BaseModel, Field
 
 from services.wallet.ledger import Ledger, Movement
+from shared.contract import Balance, SpendRequest
 from shared.errors import IDEMPOTENCY_KEY_REUSED, INSUFFICIENT_FUNDS, unauthorized, unavailable
 from shared.idempotency import IDEMPOTENCY_KEY_PATTERN, IdempotencyKey
 from shared.internal import InternalCaller
@@ -37,17 +38,6 @@ app = create_service_app(
     settings=settings,
     lifespan=lifespan,
 )
-
-
-class Balance(BaseModel):
-    user_id: int
-    username: str
-    balance: float = Field(description="Rupees.", examples=[100.0])
-
-
-class SpendRequest(BaseModel):
-    amount: Amount
-    description: str = Field("General Spend", min_length=1, max_length=255)
 
 
 class LedgerEntry(BaseModel):
@@ -86,12 +76,12 @@ class PurchaseDebit(BaseModel):
     deadline_ms: int = Field(0, ge=0, description="Refuse the debit after this time (epoch ms); 0 for none.")
 
 
-async def ensure_wallet(request: Request, user_id: int) -> None:
-    """A verified token whose wallet is missing: registration could not reach us yet. Ask auth
-    whether the user exists and open the wallet if so; an unknown user is refused."""
+async def ensure_wallet(request: Request, user_id: int, *, unknown_user: HTTPException) -> None:
+    """A wallet that is missing although its user may exist: registration could not reach us yet.
+    Ask auth whether the user exists and open the wallet if so; otherwise raise `unknown_user`."""
     response = await request.app.state.auth.call("GET", f"/internal/users/{user_id}", internal=True)
     if response.status_code == 404:
-        raise unauthorized()
+        raise unknown_user
     if response.status_code != 200:
         raise unavailable("The auth service")
     await request.app.state.ledger.open_wallet(user_id=user_id, username=response.json()["username"])
@@ -123,11 +113,13 @@ def answer(movement: Movement, user_id: int, response: Response) -> Balance:
     raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Wallet of user {user_id} not found.")
 
 
-async def move_money(request: Request, response: Response, user_id: int, **movement) -> Balance:
+async def move_money(
+    request: Request, response: Response, user_id: int, *, unknown_user: HTTPException | None = None, **movement
+) -> Balance:
     ledger: Ledger = request.app.state.ledger
     result = await ledger.move(user_id=user_id, **movement)
     if result.outcome == "no_wallet":
-        await ensure_wallet(request, user_id)
+        await ensure_wallet(request, user_id, unknown_user=unknown_user or unauthorized())
         result = await ledger.move(user_id=user_id, **movement)
     count(result, movement["direction"], movement["entry_type"])
     return answer(result, user_id, response)
@@ -138,7 +130,7 @@ async def balance(claims: CurrentClaims, request: Request) -> Balance:
     ledger: Ledger = request.app.state.ledger
     found = await ledger.balance(user_id=claims.user_id)
     if found is None:
-        await ensure_wallet(request, claims.user_id)
+        await ensure_wallet(request, claims.user_id, unknown_user=unauthorized())
         found = await ledger.balance(user_id=claims.user_id)
     username, paise = found
     return Balance(user_id=claims.user_id, username=username, balance=to_rupees(paise))
@@ -173,6 +165,7 @@ async def credit(body: CreditRequest, admin: AdminClaims, key: IdempotencyKey, r
     return await move_money(
         request, response, body.user_id, direction="credit", amount=to_paise(body.amount),
         entry_type=body.type, description=body.description, item_id=body.item_id, idempotency_key=key,
+        unknown_user=HTTPException(status.HTTP_404_NOT_FOUND, detail=f"User {body.user_id} not found."),
     )
 
 

@@ -168,6 +168,9 @@ def test_credits_need_an_admin_token_and_an_idempotency_key(api, admin):
     assert api.post("/wallet/credits", headers={**admin, **key}, json=body).json()["balance"] == 110.0
     assert balance_of(api, auth) == 110.0
     assert my_ledger(api, auth)[0]["type"] == "REFUND"
+    nobody = api.post("/wallet/credits", headers={**admin, "Idempotency-Key": uuid.uuid4().hex},
+                      json={**body, "user_id": 10**9})
+    assert (nobody.status_code, nobody.json()) == (404, {"detail": f"User {10**9} not found."})
 
 
 def test_the_debug_listings_are_paginated(api):
