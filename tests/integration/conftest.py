@@ -2,6 +2,7 @@
 as separate processes on free ports, over real HTTP."""
 
 import asyncio
+import contextlib
 import itertools
 import os
 import time
@@ -28,18 +29,32 @@ TEST_SETTINGS = {
 _names = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    os.environ.pop("SERVICE_API_KEY", None)
-    running = Stack.on_free_ports(tmp_path_factory.mktemp("stack"), env=TEST_SETTINGS).start()
-    yield running
-    running.stop()
+@contextlib.contextmanager
+def running_stack(data_dir: Path, **options):
+    """The real stack on free ports with the test settings, and a client of its gateway."""
+    os.environ.pop("SERVICE_API_KEY", None)  # each stack makes its own
+    running = Stack.on_free_ports(data_dir, env=TEST_SETTINGS, **options).start()
+    try:
+        with httpx.Client(base_url=running.url(), timeout=10) as client:
+            yield running, client
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="session")
-def api(stack):
-    with httpx.Client(base_url=stack.url(), timeout=10) as client:
-        yield client
+def stack_and_api(tmp_path_factory):
+    with running_stack(tmp_path_factory.mktemp("stack")) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def stack(stack_and_api):
+    return stack_and_api[0]
+
+
+@pytest.fixture(scope="session")
+def api(stack_and_api):
+    return stack_and_api[1]
 
 
 def wait_for(condition, timeout: float = 10.0) -> bool:
