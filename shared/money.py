@@ -60,13 +60,6 @@ def to_rupees(paise: int) -> float:
     return paise / PAISE_PER_RUPEE
 
 
-def rupees_text(paise: int) -> str:
-    """Exact two-decimal text, for passing an amount between services without a float."""
-    sign = "-" if paise < 0 else ""
-    rupees, rest = divmod(abs(paise), PAISE_PER_RUPEE)
-    return f"{sign}{rupees}.{rest:02d}"
-
-
 Amount = Annotated[
     Decimal,
     BeforeValidator(parse_amount),

@@ -4,7 +4,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from shared.jsonbody import loads_exact
-from shared.money import Amount, parse_amount, rupees_text, to_paise, to_rupees
+from shared.money import Amount, parse_amount, to_paise, to_rupees
 
 
 class Spend(BaseModel):
@@ -60,9 +60,4 @@ def test_three_spends_of_ten_paise_from_a_hundred_leave_exactly_99_7():
     balance = 100_00
     for _ in range(3):
         balance -= to_paise(parse_amount(Decimal("0.1")))
-    assert balance == 99_70 and to_rupees(balance) == 99.7 and rupees_text(balance) == "99.70"
-
-
-@pytest.mark.parametrize("paise, text", [(0, "0.00"), (5, "0.05"), (2950, "29.50"), (-150, "-1.50")])
-def test_paise_are_written_as_exact_rupee_text(paise, text):
-    assert rupees_text(paise) == text
+    assert balance == 99_70 and to_rupees(balance) == 99.7
