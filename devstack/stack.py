@@ -197,6 +197,14 @@ class Stack:
         return path.read_text().strip()
 
     def start(self) -> "Stack":
+        """Start everything, or, if any part fails to come up, stop what did and re-raise."""
+        try:
+            return self._start_all()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_all(self) -> "Stack":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.redis_cluster:
             self.redis = RedisClusterServers(self.data_dir / "redis-cluster")
