@@ -31,30 +31,29 @@ _names = itertools.count(1)
 
 @contextlib.contextmanager
 def running_stack(data_dir: Path, **options):
-    """The real stack on free ports with the test settings, and a client of its gateway."""
+    """The real stack on free ports with the test settings, stopped on the way out."""
     os.environ.pop("SERVICE_API_KEY", None)  # each stack makes its own
     running = Stack.on_free_ports(data_dir, env=TEST_SETTINGS, **options).start()
     try:
-        with httpx.Client(base_url=running.url(), timeout=10) as client:
-            yield running, client
+        yield running
     finally:
         running.stop()
 
 
+def gateway_client(stack: Stack) -> httpx.Client:
+    return httpx.Client(base_url=stack.url(), timeout=10)
+
+
 @pytest.fixture(scope="session")
-def stack_and_api(tmp_path_factory):
+def stack(tmp_path_factory):
     with running_stack(tmp_path_factory.mktemp("stack")) as started:
         yield started
 
 
 @pytest.fixture(scope="session")
-def stack(stack_and_api):
-    return stack_and_api[0]
-
-
-@pytest.fixture(scope="session")
-def api(stack_and_api):
-    return stack_and_api[1]
+def api(stack):
+    with gateway_client(stack) as client:
+        yield client
 
 
 def wait_for(condition, timeout: float = 10.0) -> bool:

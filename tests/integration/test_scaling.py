@@ -8,24 +8,27 @@ import httpx
 import pytest
 from redis.cluster import RedisCluster
 
-from tests.integration.conftest import balance_of, concurrently, my_ledger, register_and_login, running_stack
+from tests.integration.conftest import (
+    balance_of,
+    concurrently,
+    gateway_client,
+    my_ledger,
+    register_and_login,
+    running_stack,
+)
 from tests.integration.walkthrough import walk_through_the_contract
 
 
 @pytest.fixture(scope="module")
-def scaled_stack_and_api(tmp_path_factory):
+def scaled(tmp_path_factory):
     with running_stack(tmp_path_factory.mktemp("scaled"), replicas=2, redis_cluster=True) as started:
         yield started
 
 
 @pytest.fixture(scope="module")
-def scaled(scaled_stack_and_api):
-    return scaled_stack_and_api[0]
-
-
-@pytest.fixture(scope="module")
-def scaled_api(scaled_stack_and_api):
-    return scaled_stack_and_api[1]
+def scaled_api(scaled):
+    with gateway_client(scaled) as client:
+        yield client
 
 
 def test_the_cluster_is_three_masters_with_every_slot_assigned(scaled):
