@@ -45,7 +45,8 @@ async def lifespan(app: FastAPI):
 def _ready_check(service: Downstream):
     async def check() -> None:
         response = await service.call("GET", "/readyz")
-        response.raise_for_status()
+        if response.status_code != 200:
+            raise RuntimeError(f"{service.name} is not ready")
 
     return check
 
@@ -89,13 +90,13 @@ class UserListing(BaseModel):
     balance: float | None = Field(description="Rupees; null while the wallet is being opened.")
 
 
-def forwarded_auth(request: Request) -> dict[bytes, bytes]:
-    """The caller's credentials, passed on as the bytes they came in (the service judges them).
-    Of a repeated header only the first counts, as everywhere else in the stack."""
-    forwarded: dict[bytes, bytes] = {}
+def forwarded_auth(request: Request) -> dict[str, str]:
+    """The caller's credentials, passed on unjudged (the service judges them). Of a repeated
+    header only the first counts, as everywhere else in the stack."""
+    forwarded: dict[str, str] = {}
     for name, value in request.headers.raw:
         if name in (b"authorization", b"idempotency-key"):
-            forwarded.setdefault(name, value)
+            forwarded.setdefault(name.decode(), value.decode("latin-1"))
     return forwarded
 
 
@@ -145,7 +146,7 @@ async def my_transactions(request: Request) -> Response:
     """Your ledger, newest first: `?limit=50&before=<next_cursor>`."""
     return relay(
         await state(request).wallet.call(
-            "GET", "/wallet/transactions", params=request.query_params, headers=forwarded_auth(request)
+            "GET", "/wallet/transactions", params=request.query_params.multi_items(), headers=forwarded_auth(request)
         )
     )
 
@@ -215,6 +216,6 @@ async def transactions(request: Request) -> Response:
     the next page's cursor is in the X-Next-Cursor header (`?cursor=`)."""
     return relay(
         await state(request).wallet.call(
-            "GET", "/transactions", params=request.query_params, headers=forwarded_auth(request)
+            "GET", "/transactions", params=request.query_params.multi_items(), headers=forwarded_auth(request)
         )
     )

@@ -1,13 +1,14 @@
 """A downstream service's answer passed on to the gateway's client."""
 
-import httpx
 from fastapi import Response
 from fastapi.responses import JSONResponse
+
+from shared.downstream import Answer
 
 RELAYED_HEADERS = ("content-type", "www-authenticate", "retry-after", "idempotent-replayed", "x-next-cursor")
 
 
-def relay(response: httpx.Response) -> Response:
+def relay(response: Answer) -> Response:
     headers = {name: response.headers[name] for name in RELAYED_HEADERS if name in response.headers}
     status = response.status_code
     if status >= 500 and status not in (503, 504):

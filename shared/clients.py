@@ -1,8 +1,6 @@
 """The long-lived clients a service opens once in its lifespan: Redis and outbound HTTP."""
 
 import aiohttp
-import httpx
-from httpx_aiohttp import AiohttpTransport
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -35,31 +33,17 @@ def connect_redis(settings: ServiceSettings) -> Redis | RedisCluster:
     )
 
 
-def http_client(settings: ServiceSettings) -> httpx.AsyncClient:
-    # Idle connections are dropped before uvicorn's 5 s keep-alive closes them from its side,
-    # so a request is never sent on a connection the server is closing.
-    limits = httpx.Limits(max_connections=128, max_keepalive_connections=64, keepalive_expiry=2.0)
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.downstream_timeout_seconds, connect=min(1.0, settings.downstream_timeout_seconds)),
-        limits=limits,
-        # httpcore's pool scans every connection (a syscall each) on every request, which made
-        # it most of the gateway's CPU under load; aiohttp's pool does not.
-        transport=ServiceTransport(limits=limits),
+def http_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds, connect=min(1.0, seconds))
+
+
+def http_session() -> aiohttp.ClientSession:
+    """A pooled keep-alive session for calls to one service. Idle connections are dropped before
+    uvicorn's 5 s keep-alive closes them from its side, so a request is never sent on a
+    connection the server is closing."""
+    connector = aiohttp.TCPConnector(limit=128, keepalive_timeout=2.0, use_dns_cache=True)
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        raise_for_status=False,
     )
-
-
-class ServiceTransport(AiohttpTransport):
-    """aiohttp under httpx, with its failures told apart the way callers act on them: a refused
-    connection (nothing was sent: try another replica) is a ConnectError, a connection dropped or
-    reset mid-request (outcome unknown) a RemoteProtocolError, and only a timeout a timeout."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            return await super().handle_async_request(request)
-        except httpx.HTTPError as error:
-            cause = error.__cause__
-            if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(cause, aiohttp.ServerTimeoutError):
-                raise httpx.ConnectError(str(cause), request=request) from cause
-            if isinstance(cause, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):  # e.g. reset
-                raise httpx.RemoteProtocolError(str(cause), request=request) from cause
-            raise

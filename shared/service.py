@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -63,7 +62,7 @@ def configure_logging(service: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "httpx", "httpcore"):
+    for noisy in ("uvicorn.access", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for uvicorn_logger in ("uvicorn", "uvicorn.error"):
         logging.getLogger(uvicorn_logger).handlers[:] = []
@@ -157,14 +156,6 @@ async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return _json_error(503, "The data store is unavailable; retry shortly.", RETRY_SOON)
 
 
-async def _downstream_timeout(request: Request, exc: Exception) -> JSONResponse:
-    return _json_error(504, "A downstream service did not answer in time; retry shortly.", RETRY_SOON)
-
-
-async def _downstream_unreachable(request: Request, exc: Exception) -> JSONResponse:
-    return _json_error(503, "A downstream service is unavailable; retry shortly.", RETRY_SOON)
-
-
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return _json_error(500, "Internal server error.")
@@ -233,8 +224,6 @@ def create_service_app(
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(RedisConnectionError, _redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
-    app.add_exception_handler(httpx.TimeoutException, _downstream_timeout)
-    app.add_exception_handler(httpx.TransportError, _downstream_unreachable)
     app.add_exception_handler(Exception, _unexpected)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Annotated
 
-import httpx
 import jwt
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -124,9 +123,10 @@ class TokenVerifier:
         self._last_fetch = time.monotonic()
         try:
             response = await self._auth.call("GET", JWKS_PATH)
-            response.raise_for_status()
+            if response.status_code != 200:
+                raise ValueError(f"JWKS answered {response.status_code}")
             key_set = jwt.PyJWKSet.from_dict(response.json())
-        except (HTTPException, httpx.HTTPError, ValueError, jwt.PyJWTError) as error:
+        except (HTTPException, ValueError, jwt.PyJWTError) as error:
             log.warning("token keys not fetched: %s", type(error).__name__)
             return  # keep the keys we have; an unknown kid is then refused
         self._keys = {key.key_id: key for key in key_set.keys if key.key_id}
