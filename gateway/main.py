@@ -13,11 +13,12 @@ from gateway import purchase
 from gateway.relay import relay
 from shared.contract import Balance, SpendRequest
 from shared.downstream import Downstream
-from shared.idempotency import IdempotencyKey
+from shared.hotpath import HotRequest, hot_route
+from shared.idempotency import INVALID_KEY, IdempotencyKey, hot_idempotency_key
 from shared.metrics import PURCHASES
 from shared.service import create_service_app, service_clients
 from shared.settings import ServiceSettings
-from shared.tokens import CurrentClaims, TokenVerifier, debug_listing_access
+from shared.tokens import CurrentClaims, TokenVerifier, debug_listing_access, hot_claims
 
 
 class GatewaySettings(ServiceSettings):
@@ -90,17 +91,17 @@ class UserListing(BaseModel):
     balance: float | None = Field(description="Rupees; null while the wallet is being opened.")
 
 
-def forwarded_auth(request: Request) -> dict[str, str]:
+def forwarded_auth(request: Request | HotRequest) -> dict[str, str]:
     """The caller's credentials, passed on unjudged (the service judges them). Of a repeated
     header only the first counts, as everywhere else in the stack."""
     forwarded: dict[str, str] = {}
-    for name, value in request.headers.raw:
+    for name, value in request.scope["headers"]:
         if name in (b"authorization", b"idempotency-key"):
             forwarded.setdefault(name.decode(), value.decode("latin-1"))
     return forwarded
 
 
-def state(request: Request):
+def state(request: Request | HotRequest):
     return request.app.state
 
 
@@ -125,20 +126,35 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: 
     return relay(response)
 
 
+@hot_route(app, "GET", "/wallet/balance")
+async def relay_balance(request: Request | HotRequest) -> Response:
+    return relay(await state(request).wallet.call("GET", "/wallet/balance", headers=forwarded_auth(request)))
+
+
 @app.get("/wallet/balance", response_model=Balance, tags=["wallet"])
 async def balance(request: Request) -> Response:
-    return relay(await state(request).wallet.call("GET", "/wallet/balance", headers=forwarded_auth(request)))
+    return await relay_balance(request)
+
+
+async def relay_spend(request: Request | HotRequest, body: bytes) -> Response:
+    return relay(
+        await state(request).wallet.call(
+            "POST", "/wallet/spend", content=body, headers={**forwarded_auth(request), "content-type": "application/json"}
+        )
+    )
 
 
 @app.post("/wallet/spend", response_model=Balance, tags=["wallet"])
 async def spend(body: SpendRequest, key: IdempotencyKey, request: Request) -> Response:
     """Debit the wallet. Send an `Idempotency-Key` header to retry safely."""
-    return relay(
-        await state(request).wallet.call(
-            "POST", "/wallet/spend", content=await request.body(),
-            headers={**forwarded_auth(request), "content-type": "application/json"},
-        )
-    )
+    return await relay_spend(request, await request.body())
+
+
+@hot_route(app, "POST", "/wallet/spend")
+async def spend_hot(request: HotRequest) -> Response | None:
+    if request.json_body(SpendRequest) is None or hot_idempotency_key(request) is INVALID_KEY:
+        return None
+    return await relay_spend(request, request.body)
 
 
 @app.get("/wallet/transactions", tags=["wallet"])
@@ -162,9 +178,14 @@ async def credit(request: Request) -> Response:
     )
 
 
+@hot_route(app, "GET", "/items/list")
+async def relay_items(request: Request | HotRequest) -> Response:
+    return relay(await state(request).catalog.call("GET", "/items/list"))
+
+
 @app.get("/items/list", response_model=list[Item], tags=["items"])
 async def list_items(request: Request) -> Response:
-    return relay(await state(request).catalog.call("GET", "/items/list"))
+    return await relay_items(request)
 
 
 @app.get("/items/{item_id}", response_model=Item, tags=["items"])
@@ -172,13 +193,11 @@ async def get_item(item_id: int, request: Request) -> Response:
     return relay(await state(request).catalog.call("GET", f"/items/{item_id}"))
 
 
-@app.post("/items/buy/{item_id}", response_model=Balance, tags=["items"])
-async def buy(item_id: int, claims: CurrentClaims, key: IdempotencyKey, request: Request) -> Response:
-    """Pay the catalog's price for one unit. On 503/504, retry with the same `Idempotency-Key`."""
+async def purchase_once(request: Request | HotRequest, user_id: int, item_id: int, key: str | None) -> Response:
     app_state = state(request)
     try:
         response = await purchase.buy(
-            catalog=app_state.catalog, wallet=app_state.wallet, user_id=claims.user_id, item_id=item_id,
+            catalog=app_state.catalog, wallet=app_state.wallet, user_id=user_id, item_id=item_id,
             idempotency_key=key or uuid.uuid4().hex,
         )
     except HTTPException as refused:
@@ -186,6 +205,20 @@ async def buy(item_id: int, claims: CurrentClaims, key: IdempotencyKey, request:
         raise
     PURCHASES.labels(str(response.status_code)).inc()
     return response
+
+
+@app.post("/items/buy/{item_id}", response_model=Balance, tags=["items"])
+async def buy(item_id: int, claims: CurrentClaims, key: IdempotencyKey, request: Request) -> Response:
+    """Pay the catalog's price for one unit. On 503/504, retry with the same `Idempotency-Key`."""
+    return await purchase_once(request, claims.user_id, item_id, key)
+
+
+@hot_route(app, "POST", "/items/buy/{item_id}")
+async def buy_hot(request: HotRequest) -> Response | None:
+    claims, item_id, key = await hot_claims(request), request.int_param("item_id"), hot_idempotency_key(request)
+    if claims is None or item_id is None or key is INVALID_KEY:
+        return None
+    return await purchase_once(request, claims.user_id, item_id, key)
 
 
 @app.get("/users", response_model=list[UserListing], dependencies=[Depends(debug_listing_access)], tags=["debug"])

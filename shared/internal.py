@@ -10,12 +10,16 @@ from shared.errors import forbidden
 SERVICE_KEY_HEADER = "X-Service-Key"
 
 
+def is_service_key(app, presented: str | None) -> bool:
+    expected: str = app.state.settings.service_api_key.get_secret_value()
+    return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
+
+
 async def require_service_key(
     request: Request,
     x_service_key: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:
-    expected: str = request.app.state.settings.service_api_key.get_secret_value()
-    if x_service_key is None or not hmac.compare_digest(x_service_key.encode(), expected.encode()):
+    if not is_service_key(request.app, x_service_key):
         raise forbidden("This endpoint is for the stack's own services.")
 
 

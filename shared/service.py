@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared.clients import connect_redis
 from shared.downstream import Downstream
 from shared.errors import RETRY_SOON
+from shared.hotpath import METHODS_WITH_BODY, HotRequest, HotRoute, HotRoutes, read_body, replaying
 from shared.jsonbody import DecimalJSONRoute
 from shared.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS, metrics_response
 from shared.requestid import REQUEST_ID_HEADER, request_id_var
@@ -82,9 +83,10 @@ class RequestContextMiddleware:
     """Pure ASGI (no per-request task or body copy): request id in and out, the body limit, and
     one access-log line with route template, status and duration."""
 
-    def __init__(self, app, *, max_body_bytes: int) -> None:
+    def __init__(self, app, *, max_body_bytes: int, hot_routes: HotRoutes) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.hot_routes = hot_routes
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -121,22 +123,48 @@ class RequestContextMiddleware:
                     raise PayloadTooLarge(limit)
             return message
 
+        hot = self.hot_routes.match(scope["method"], scope["path"]) if self.hot_routes else None
+        hot_template = None
         HTTP_IN_FLIGHT.inc()
         try:
             if declared_length > limit:  # refused before a byte of the body is read
                 await _json_error(413, PayloadTooLarge(limit).detail)(scope, receive, send_with_request_id)
+            elif hot is not None:
+                hot_template = await self._serve_hot(*hot, scope, receive_within_limit, send_with_request_id)
             else:
                 await self.app(scope, receive_within_limit, send_with_request_id)
         finally:
             HTTP_IN_FLIGHT.dec()
             duration = time.perf_counter() - started
-            method, route = scope["method"], getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            route = hot_template or getattr(scope.get("route"), "path", "unmatched")
             HTTP_REQUESTS.labels(method, route, status).inc()
             HTTP_LATENCY.labels(method, route).observe(duration)
             log.info(
                 "request",
                 extra={"method": method, "route": route, "status": status, "duration_ms": round(duration * 1000, 2)},
             )
+
+
+    async def _serve_hot(self, route: HotRoute, path_params: dict, scope, receive, send) -> str | None:
+        """Answer with the route's hot handler, or hand the request (body and all) to FastAPI
+        when the handler declines. Returns the route template when the hot handler answered."""
+        body = b""
+        try:
+            if scope["method"] in METHODS_WITH_BODY:
+                body = await read_body(receive)
+                if body is None:
+                    return route.template  # the client left before sending its body
+            response = await route.handler(HotRequest(scope, body, path_params))
+        except HTTPException as refused:
+            response = _json_error(refused.status_code, refused.detail, refused.headers)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            response = _redis_unavailable_response(error)
+        if response is None:
+            await self.app(scope, replaying(body, receive), send)
+            return None
+        await response(scope, receive, send)
+        return route.template
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -151,9 +179,13 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
     return AsciiJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
 
 
-async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+def _redis_unavailable_response(exc: Exception) -> JSONResponse:
     log.warning("redis unavailable: %s", type(exc).__name__)
     return _json_error(503, "The data store is unavailable; retry shortly.", RETRY_SOON)
+
+
+async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return _redis_unavailable_response(exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -208,11 +240,19 @@ def create_service_app(
     checks that `/readyz` runs."""
     configure_logging(service, settings.log_level)
     # No trailing-slash redirects: a redirect would name whatever host the request reached.
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan, redirect_slashes=False)
+    app = FastAPI(
+        title=title, description=description, version="1.0.0", lifespan=lifespan, redirect_slashes=False,
+        # Our own Prometheus metrics and logs cover each request; FastAPI's OpenTelemetry hooks
+        # would otherwise look up the tracer providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.router.route_class = DecimalJSONRoute
     app.state.settings = settings
     app.state.readiness = {}
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.state.hot_routes = HotRoutes()
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, hot_routes=app.state.hot_routes
+    )
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

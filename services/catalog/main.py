@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
 from services.catalog.store import Catalog, Item, load_seed_items
 from shared.downstream import Downstream
-from shared.internal import InternalCaller
+from shared.hotpath import HotRequest, hot_route, json_answer
+from shared.internal import InternalCaller, is_service_key
 from shared.money import to_rupees
 from shared.service import create_service_app, running_in_background, service_clients
 from shared.settings import ServiceSettings
@@ -49,6 +50,10 @@ class Reservation(BaseModel):
     price_paise: int
     name: str
     deadline_ms: int
+
+
+class Settled(BaseModel):
+    state: str = Field(description="confirmed, released or expired")
 
 
 def present(item: Item) -> ItemOut:
@@ -111,10 +116,18 @@ async def existing_item(item_id: int, request: Request) -> Item:
 ExistingItem = Annotated[Item, Depends(existing_item)]
 
 
+async def item_list(request: Request | HotRequest) -> Response:
+    items = await request.app.state.catalog.all_items()
+    return json_answer([present(item).model_dump() for item in items])
+
+
 @app.get("/items/list", response_model=list[ItemOut], tags=["items"])
-async def list_items(request: Request) -> list[ItemOut]:
+async def list_items(request: Request) -> Response:
     """Every item, in id order."""
-    return [present(item) for item in await request.app.state.catalog.all_items()]
+    return await item_list(request)
+
+
+hot_route(app, "GET", "/items/list")(item_list)
 
 
 @app.get("/items/{item_id}", response_model=ItemOut, tags=["items"])
@@ -122,36 +135,65 @@ async def get_item(item: ExistingItem) -> ItemOut:
     return present(item)
 
 
-@app.post(
-    "/internal/items/{item_id}/reservations", response_model=Reservation, dependencies=[InternalCaller], tags=["internal"]
-)
-async def reserve(item: ExistingItem, body: ReservationRequest, request: Request) -> Reservation:
-    """Hold a unit for a purchase (idempotent on purchase_id); 409 when none is left."""
+async def hold_unit(request: Request | HotRequest, item_id: int, body: ReservationRequest) -> Response:
     held = await request.app.state.catalog.reserve(
-        item_id=item.id,
+        item_id=item_id,
         purchase_id=body.purchase_id,
         user_id=body.user_id,
         idempotency_key=body.idempotency_key,
         hold_ms=int(settings.reservation_hold_seconds * 1000),
     )
     if held["outcome"] == "sold_out":
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"Item with ID {item.id} is out of stock.")
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"Item with ID {item_id} is out of stock.")
     if held["outcome"] == "not_found":
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Item with ID {item.id} not found.")
-    return Reservation(outcome=held["outcome"], price_paise=held["price"], name=held["name"], deadline_ms=held["deadline"])
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Item with ID {item_id} not found.")
+    return json_answer(
+        {"outcome": held["outcome"], "price_paise": held["price"], "name": held["name"], "deadline_ms": held["deadline"]}
+    )
+
+
+@app.post(
+    "/internal/items/{item_id}/reservations", response_model=Reservation, dependencies=[InternalCaller], tags=["internal"]
+)
+async def reserve(item_id: int, body: ReservationRequest, request: Request) -> Response:
+    """Hold a unit for a purchase (idempotent on purchase_id); 409 when none is left."""
+    return await hold_unit(request, item_id, body)
+
+
+@hot_route(app, "POST", "/internal/items/{item_id}/reservations")
+async def reserve_hot(request: HotRequest) -> Response | None:
+    item_id, body = request.int_param("item_id"), request.json_body(ReservationRequest)
+    if item_id is None or body is None or not is_service_key(request.app, request.header(b"x-service-key")):
+        return None
+    return await hold_unit(request, item_id, body)
+
+
+SETTLED_STATES = {"confirm": "confirmed", "release": "released"}
+
+
+async def settle_reservation(request: Request | HotRequest, item_id: int, purchase_id: str, decision: str) -> Response:
+    if decision not in SETTLED_STATES:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Not Found")
+    state = await request.app.state.catalog.settle(item_id=item_id, purchase_id=purchase_id, state=SETTLED_STATES[decision])
+    if state == "unknown":
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such reservation.")
+    return json_answer({"state": state})
 
 
 @app.post(
     "/internal/items/{item_id}/reservations/{purchase_id}/{decision}",
+    response_model=Settled,
     dependencies=[InternalCaller],
     tags=["internal"],
 )
-async def settle(item_id: int, purchase_id: str, decision: str, request: Request) -> dict:
+async def settle(item_id: int, purchase_id: str, decision: str, request: Request) -> Response:
     """`confirm` after the debit succeeded; `release` after it was refused."""
-    states = {"confirm": "confirmed", "release": "released"}
-    if decision not in states:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Not Found")
-    state = await request.app.state.catalog.settle(item_id=item_id, purchase_id=purchase_id, state=states[decision])
-    if state == "unknown":
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such reservation.")
-    return {"state": state}
+    return await settle_reservation(request, item_id, purchase_id, decision)
+
+
+@hot_route(app, "POST", "/internal/items/{item_id}/reservations/{purchase_id}/{decision}")
+async def settle_hot(request: HotRequest) -> Response | None:
+    item_id = request.int_param("item_id")
+    if item_id is None or not is_service_key(request.app, request.header(b"x-service-key")):
+        return None
+    return await settle_reservation(request, item_id, request.path_params["purchase_id"], request.path_params["decision"])

@@ -3,20 +3,20 @@
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-import orjson
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from services.wallet.ledger import Ledger, Movement
 from shared.contract import Balance, SpendRequest
 from shared.errors import IDEMPOTENCY_KEY_REUSED, INSUFFICIENT_FUNDS, unauthorized, unavailable
-from shared.idempotency import IDEMPOTENCY_KEY_PATTERN, IdempotencyKey
-from shared.internal import InternalCaller
+from shared.hotpath import HotRequest, hot_route, json_answer
+from shared.idempotency import IDEMPOTENCY_KEY_PATTERN, INVALID_KEY, IdempotencyKey, hot_idempotency_key
+from shared.internal import InternalCaller, is_service_key
 from shared.metrics import CREDITS, DEBITS, IDEMPOTENT_REPLAYS, REFUSED_DEBITS
 from shared.money import MAX_SPEND, Amount, to_paise, to_rupees
 from shared.service import create_service_app, service_clients
 from shared.settings import ServiceSettings
-from shared.tokens import AdminClaims, CurrentClaims, TokenVerifier, debug_listing_access
+from shared.tokens import AdminClaims, CurrentClaims, TokenVerifier, debug_listing_access, hot_claims
 
 settings = ServiceSettings()
 
@@ -77,7 +77,7 @@ class PurchaseDebit(BaseModel):
     deadline_ms: int = Field(0, ge=0, description="Refuse the debit after this time (epoch ms); 0 for none.")
 
 
-async def ensure_wallet(request: Request, user_id: int, *, unknown_user: HTTPException) -> None:
+async def ensure_wallet(request: Request | HotRequest, user_id: int, *, unknown_user: HTTPException) -> None:
     """A wallet that is missing although its user may exist: registration could not reach us yet.
     Ask auth whether the user exists and open the wallet if so; otherwise raise `unknown_user`."""
     response = await request.app.state.auth.call("GET", f"/internal/users/{user_id}", internal=True)
@@ -99,8 +99,7 @@ def count(movement: Movement, direction: str, entry_type: str) -> None:
 
 def balance_body(user_id: int, username: str, paise: int, headers: dict | None = None) -> Response:
     """The contract's balance answer, serialised directly: this is the hottest response of all."""
-    body = orjson.dumps({"user_id": user_id, "username": username, "balance": to_rupees(paise)})
-    return Response(body, media_type="application/json", headers=headers)
+    return json_answer({"user_id": user_id, "username": username, "balance": to_rupees(paise)}, headers)
 
 
 def answer(movement: Movement, user_id: int) -> Response:
@@ -119,7 +118,7 @@ def answer(movement: Movement, user_id: int) -> Response:
 
 
 async def move_money(
-    request: Request, user_id: int, *, unknown_user: HTTPException | None = None, **movement
+    request: Request | HotRequest, user_id: int, *, unknown_user: HTTPException | None = None, **movement
 ) -> Response:
     ledger: Ledger = request.app.state.ledger
     result = await ledger.move(user_id=user_id, **movement)
@@ -130,24 +129,46 @@ async def move_money(
     return answer(result, user_id)
 
 
+async def balance_answer(request: Request | HotRequest, user_id: int) -> Response:
+    ledger: Ledger = request.app.state.ledger
+    found = await ledger.balance(user_id=user_id)
+    if found is None:
+        await ensure_wallet(request, user_id, unknown_user=unauthorized())
+        found = await ledger.balance(user_id=user_id)
+    username, paise = found
+    return balance_body(user_id, username, paise)
+
+
+async def debit_for_spend(request: Request | HotRequest, user_id: int, body: SpendRequest, key: str | None) -> Response:
+    return await move_money(
+        request, user_id, direction="debit", amount=to_paise(body.amount),
+        entry_type="SPEND", description=body.description, idempotency_key=key,
+    )
+
+
 @app.get("/wallet/balance", response_model=Balance, tags=["wallet"])
 async def balance(claims: CurrentClaims, request: Request) -> Response:
-    ledger: Ledger = request.app.state.ledger
-    found = await ledger.balance(user_id=claims.user_id)
-    if found is None:
-        await ensure_wallet(request, claims.user_id, unknown_user=unauthorized())
-        found = await ledger.balance(user_id=claims.user_id)
-    username, paise = found
-    return balance_body(claims.user_id, username, paise)
+    return await balance_answer(request, claims.user_id)
+
+
+@hot_route(app, "GET", "/wallet/balance")
+async def balance_hot(request: HotRequest) -> Response | None:
+    claims = await hot_claims(request)
+    return None if claims is None else await balance_answer(request, claims.user_id)
 
 
 @app.post("/wallet/spend", response_model=Balance, tags=["wallet"])
 async def spend(body: SpendRequest, claims: CurrentClaims, key: IdempotencyKey, request: Request) -> Response:
     """Debit the caller's wallet; 400 when the balance is short. Safe to retry with an Idempotency-Key."""
-    return await move_money(
-        request, claims.user_id, direction="debit", amount=to_paise(body.amount),
-        entry_type="SPEND", description=body.description, idempotency_key=key,
-    )
+    return await debit_for_spend(request, claims.user_id, body, key)
+
+
+@hot_route(app, "POST", "/wallet/spend")
+async def spend_hot(request: HotRequest) -> Response | None:
+    claims, body, key = await hot_claims(request), request.json_body(SpendRequest), hot_idempotency_key(request)
+    if claims is None or body is None or key is INVALID_KEY:
+        return None
+    return await debit_for_spend(request, claims.user_id, body, key)
 
 
 @app.get("/wallet/transactions", response_model=History, tags=["wallet"])
@@ -201,14 +222,26 @@ async def open_wallet(user_id: int, body: OpenWallet, request: Request) -> Respo
     return balance_body(user_id, username, paise)
 
 
-@app.post("/internal/wallets/{user_id}/purchases", response_model=Balance, dependencies=[InternalCaller], tags=["internal"])
-async def purchase_debit(user_id: int, body: PurchaseDebit, request: Request) -> Response:
-    """The gateway's debit for a purchase, at the catalog's price, once per purchase key."""
+async def debit_for_purchase(request: Request | HotRequest, user_id: int, body: PurchaseDebit) -> Response:
     return await move_money(
         request, user_id, direction="debit", amount=body.amount_paise, entry_type="BUY",
         description=f"Purchased: {body.item_name}", item_id=body.item_id,
         idempotency_key=body.idempotency_key, deadline_ms=body.deadline_ms,
     )
+
+
+@app.post("/internal/wallets/{user_id}/purchases", response_model=Balance, dependencies=[InternalCaller], tags=["internal"])
+async def purchase_debit(user_id: int, body: PurchaseDebit, request: Request) -> Response:
+    """The gateway's debit for a purchase, at the catalog's price, once per purchase key."""
+    return await debit_for_purchase(request, user_id, body)
+
+
+@hot_route(app, "POST", "/internal/wallets/{user_id}/purchases")
+async def purchase_debit_hot(request: HotRequest) -> Response | None:
+    user_id, body = request.int_param("user_id"), request.json_body(PurchaseDebit)
+    if user_id is None or body is None or not is_service_key(request.app, request.header(b"x-service-key")):
+        return None
+    return await debit_for_purchase(request, user_id, body)
 
 
 @app.get("/internal/wallets/{user_id}/operations/{key:path}", dependencies=[InternalCaller], tags=["internal"])
