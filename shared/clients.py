@@ -44,6 +44,7 @@ def http_session() -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=128, keepalive_timeout=2.0, use_dns_cache=True)
     return aiohttp.ClientSession(
         connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),  # the services set no cookies; skip the jar's work
         auto_decompress=False,
         raise_for_status=False,
     )

@@ -3,6 +3,7 @@ body limit and health routes, so the four processes behave alike without four co
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import sys
@@ -25,7 +26,7 @@ from shared.downstream import Downstream
 from shared.errors import RETRY_SOON
 from shared.hotpath import METHODS_WITH_BODY, HotRequest, HotRoute, HotRoutes, read_body, replaying
 from shared.jsonbody import DecimalJSONRoute
-from shared.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS, metrics_response
+from shared.metrics import HTTP_IN_FLIGHT, HttpMetrics, metrics_response
 from shared.requestid import REQUEST_ID_HEADER, new_request_id, request_id_var
 from shared.settings import ServiceSettings
 
@@ -116,6 +117,7 @@ class RequestContextMiddleware:
     def __init__(self, app, *, max_body_bytes: int, hot_routes: HotRoutes, access_log: AccessLog) -> None:
         self.app = app
         self.access_log = access_log
+        self.http_metrics = HttpMetrics()
         self.max_body_bytes = max_body_bytes
         self.hot_routes = hot_routes
 
@@ -169,8 +171,7 @@ class RequestContextMiddleware:
             duration = time.perf_counter() - started
             method = scope["method"]
             route = hot_template or getattr(scope.get("route"), "path", "unmatched")
-            HTTP_REQUESTS.labels(method, route, status).inc()
-            HTTP_LATENCY.labels(method, route).observe(duration)
+            self.http_metrics.record(method, route, status, duration)
             self.access_log.write(method, route, status, duration)
 
 
@@ -235,6 +236,8 @@ async def service_clients(app: FastAPI, settings: ServiceSettings, *, with_redis
         opened.append(Downstream(name, base_urls, settings))
         return opened[-1]
 
+    # What exists now lives as long as the process: keep it out of every garbage collection.
+    gc.freeze()
     try:
         yield redis, downstream
     finally:
