@@ -3,7 +3,7 @@
 from fastapi import Response
 from fastapi.responses import JSONResponse
 
-from shared.downstream import Answer
+from shared.httpclient import Answer
 
 RELAYED_HEADERS = ("content-type", "www-authenticate", "retry-after", "idempotent-replayed", "x-next-cursor")
 

@@ -1,6 +1,5 @@
-"""The long-lived clients a service opens once in its lifespan: Redis and outbound HTTP."""
+"""The Redis client a service opens once in its lifespan (calls to other services: downstream.py)."""
 
-import aiohttp
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -30,21 +29,4 @@ def connect_redis(settings: ServiceSettings) -> Redis | RedisCluster:
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2, supported_errors=(RedisConnectionError,)),
         retry_on_error=[RedisConnectionError],  # e.g. a pooled connection that Redis closed when it restarted
         max_connections=256,
-    )
-
-
-def http_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=seconds, connect=min(1.0, seconds))
-
-
-def http_session() -> aiohttp.ClientSession:
-    """A pooled keep-alive session for calls to one service. Idle connections are dropped before
-    uvicorn's 5 s keep-alive closes them from its side, so a request is never sent on a
-    connection the server is closing."""
-    connector = aiohttp.TCPConnector(limit=128, keepalive_timeout=2.0, use_dns_cache=True)
-    return aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),  # the services set no cookies; skip the jar's work
-        auto_decompress=False,
-        raise_for_status=False,
     )

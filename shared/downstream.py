@@ -4,38 +4,20 @@ Requests rotate over the replicas; a replica that refuses the connection is skip
 sent, so another may take it). Failures are mapped to what a client can act on: no replica
 reachable or a connection lost mid-call -> 503, no answer in time -> 504 (both with Retry-After).
 A request that reached a replica is never re-sent elsewhere: its outcome is unknown, and the
-idempotency key makes the client's retry safe.
-
-The calls go straight through aiohttp: measured on this stack, httpx's request and response
-models on top of the same transport cost 250 µs of CPU per call against 75 µs for aiohttp alone,
-and every public request makes one to three of these calls."""
+idempotency key makes the client's retry safe."""
 
 import itertools
+import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
-from multidict import CIMultiDictProxy
 
-from shared.clients import http_session, http_timeout
 from shared.errors import timed_out, unavailable
+from shared.httpclient import Answer, ConnectFailed, ConnectionLost, ServiceClient
 from shared.internal import SERVICE_KEY_HEADER
 from shared.requestid import REQUEST_ID_HEADER, request_id_var
 from shared.settings import ServiceSettings
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A downstream service's complete answer."""
-
-    status_code: int
-    headers: CIMultiDictProxy[str]
-    content: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.content)
 
 
 class Downstream:
@@ -44,8 +26,8 @@ class Downstream:
         self.urls = [url.strip().rstrip("/") for url in base_urls.split(",") if url.strip()]
         if not self.urls:
             raise ValueError(f"no URL for the {name} service")
-        self._session = http_session()  # services open their downstreams inside the event loop
-        self._timeout = http_timeout(settings.downstream_timeout_seconds)
+        self._replicas = [ServiceClient(url) for url in self.urls]
+        self._timeout = settings.downstream_timeout_seconds
         self.service_key = settings.service_api_key.get_secret_value()
         self._turns = itertools.cycle(range(len(self.urls)))
 
@@ -62,33 +44,38 @@ class Downstream:
         params: Any = None,
         timeout: float | None = None,
     ) -> Answer:
-        """One request; `content` is sent as is, `json` serialised, `data` form-encoded."""
+        """One request; `content` is sent as is, `json` serialised, `data` form-encoded, `params`
+        (a mapping or a list of pairs) appended as the query string."""
         headers = {**(headers or {}), REQUEST_ID_HEADER: request_id_var.get()}
         if internal:
             headers[SERVICE_KEY_HEADER] = self.service_key
-        body: Any = content
+        body = content
         if json is not None:
             body = orjson.dumps(json)
             headers["content-type"] = "application/json"
         elif data is not None:
-            body = data  # aiohttp form-encodes a mapping
+            body = urllib.parse.urlencode(data).encode()
+            headers["content-type"] = "application/x-www-form-urlencoded"
+        elif body is None and method in ("POST", "PUT", "PATCH"):
+            body = b""
+        if params:
+            path = f"{path}?{urllib.parse.urlencode(params, doseq=True)}"
+        timeout = self._timeout if timeout is None else timeout
         first = next(self._turns)
-        for turn in range(len(self.urls)):
-            url = self.urls[(first + turn) % len(self.urls)]
+        for turn in range(len(self._replicas)):
+            replica = self._replicas[(first + turn) % len(self._replicas)]
             try:
-                async with self._session.request(
-                    method, url + path, headers=headers, data=body, params=params,
-                    # (aiohttp reads timeout=None as "no timeout at all")
-                    timeout=self._timeout if timeout is None else http_timeout(timeout),
-                ) as response:
-                    return Answer(response.status, response.headers, await response.read())
-            except TimeoutError:  # aiohttp's own timeout errors are TimeoutErrors too
-                raise timed_out(f"The {self.name} service") from None
-            except aiohttp.ClientConnectorError:
+                return await replica.request(
+                    method, path, headers=headers, body=body, timeout=timeout, connect_timeout=min(1.0, timeout)
+                )
+            except ConnectFailed:
                 continue  # refused: nothing was sent, so the next replica may take it
-            except aiohttp.ClientError:  # dropped or reset mid-call: the outcome is unknown
+            except TimeoutError:
+                raise timed_out(f"The {self.name} service") from None
+            except ConnectionLost:  # dropped or reset mid-call: the outcome is unknown
                 raise unavailable(f"The {self.name} service") from None
         raise unavailable(f"The {self.name} service")
 
     async def aclose(self) -> None:
-        await self._session.close()
+        for replica in self._replicas:
+            replica.close()
