@@ -57,6 +57,9 @@ def main() -> None:
     except KeyboardInterrupt:
         print("\nStopping...")
     finally:
+        # A second signal (make passes SIGTERM on, or Ctrl-C twice) must not cut the stop short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
         print("Stopped.")
 

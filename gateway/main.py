@@ -145,14 +145,17 @@ async def relay_spend(request: Request | HotRequest, body: bytes) -> Response:
 
 
 @app.post("/wallet/spend", response_model=Balance, tags=["wallet"])
-async def spend(body: SpendRequest, key: IdempotencyKey, request: Request) -> Response:
+async def spend(claims: CurrentClaims, body: SpendRequest, key: IdempotencyKey, request: Request) -> Response:
     """Debit the wallet. Send an `Idempotency-Key` header to retry safely."""
+    # The token is checked here too, so that a caller without a valid one gets 401 before any
+    # complaint about the body, as on every Bearer endpoint.
     return await relay_spend(request, await request.body())
 
 
 @hot_route(app, "POST", "/wallet/spend")
 async def spend_hot(request: HotRequest) -> Response | None:
-    if request.json_body(SpendRequest) is None or hot_idempotency_key(request) is INVALID_KEY:
+    await hot_claims(request)
+    if hot_idempotency_key(request) is INVALID_KEY or request.json_body(SpendRequest) is None:
         return None
     return await relay_spend(request, request.body)
 
@@ -215,8 +218,9 @@ async def buy(item_id: int, claims: CurrentClaims, key: IdempotencyKey, request:
 
 @hot_route(app, "POST", "/items/buy/{item_id}")
 async def buy_hot(request: HotRequest) -> Response | None:
-    claims, item_id, key = await hot_claims(request), request.int_param("item_id"), hot_idempotency_key(request)
-    if claims is None or item_id is None or key is INVALID_KEY:
+    claims = await hot_claims(request)
+    item_id, key = request.int_param("item_id"), hot_idempotency_key(request)
+    if item_id is None or key is INVALID_KEY:
         return None
     return await purchase_once(request, claims.user_id, item_id, key)
 

@@ -2,9 +2,10 @@
 
 Measured on this stack, FastAPI's routing, dependency solving and body handling cost more CPU
 per request than the work the busiest routes do. A hot handler answers the common case of its
-route directly and returns None for anything else (a token not verified yet, a body that does
-not validate, a missing header), which the route's FastAPI endpoint then answers with its usual
-errors. A handler may therefore return None only before it has changed anything.
+route directly and returns None for anything else (a body that does not validate, a bad
+header), which the route's FastAPI endpoint then answers with its usual errors. A handler may
+therefore return None only before it has changed anything. It may also raise an HTTPException
+(a refused token, say), answered as FastAPI would.
 
 Hot handlers run inside `RequestContextMiddleware`, so request ids, the body limit, metrics and
 the access log apply to them as to every route; the FastAPI route stays the documented one."""
@@ -53,7 +54,7 @@ class HotRequest:
             return None
         try:
             return model.model_validate(loads_exact(self.body))
-        except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
+        except (ValueError, ValidationError, RecursionError):  # e.g. JSON nested a thousand deep
             return None
 
     def int_param(self, name: str) -> int | None:

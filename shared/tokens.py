@@ -150,32 +150,28 @@ def _claims_from(payload: dict) -> Claims:
 bearer_scheme = HTTPBearer(auto_error=False, description="The access_token from POST /auth/login.")
 
 
-async def current_claims(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> Claims:
-    """The verified caller; 401 with the contract's messages otherwise."""
-    if credentials is None:
+async def verified_claims(verifier: TokenVerifier, token: str | None) -> Claims:
+    """The caller behind a bearer token; 401 with the contract's messages otherwise."""
+    if token is None:
         raise unauthorized(NOT_AUTHENTICATED)
-    verifier: TokenVerifier = request.app.state.token_verifier
     try:
-        return await verifier.verify(credentials.credentials)
+        return await verifier.verify(token)
     except InvalidToken:
         raise unauthorized() from None
     except KeysUnavailable:
         raise unavailable("The auth service (token keys)") from None
 
 
-async def hot_claims(request: HotRequest) -> Claims | None:
-    """The verified caller for a hot handler, or None: the route's FastAPI endpoint then refuses
-    the token with the usual 401 (or 503)."""
-    token = request.bearer_token()
-    if token is None:
-        return None
-    try:
-        return await request.app.state.token_verifier.verify(token)
-    except (InvalidToken, KeysUnavailable):
-        return None
+async def current_claims(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Claims:
+    return await verified_claims(request.app.state.token_verifier, credentials.credentials if credentials else None)
+
+
+async def hot_claims(request: HotRequest) -> Claims:
+    """The same check for a hot handler, made before anything else of the request is looked at."""
+    return await verified_claims(request.app.state.token_verifier, request.bearer_token())
 
 
 async def admin_claims(claims: Annotated[Claims, Depends(current_claims)]) -> Claims:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from services.catalog.store import Catalog, Item, load_seed_items
 from shared.downstream import Downstream
 from shared.hotpath import HotRequest, hot_route, json_answer
-from shared.internal import InternalCaller, is_service_key
+from shared.internal import InternalCaller, require_hot_service_key
 from shared.money import to_rupees
 from shared.service import create_service_app, running_in_background, service_clients
 from shared.settings import ServiceSettings
@@ -163,8 +163,9 @@ async def reserve(item_id: int, body: ReservationRequest, request: Request) -> R
 
 @hot_route(app, "POST", "/internal/items/{item_id}/reservations")
 async def reserve_hot(request: HotRequest) -> Response | None:
+    require_hot_service_key(request)
     item_id, body = request.int_param("item_id"), request.json_body(ReservationRequest)
-    if item_id is None or body is None or not is_service_key(request.app, request.header(b"x-service-key")):
+    if item_id is None or body is None:
         return None
     return await hold_unit(request, item_id, body)
 
@@ -194,7 +195,8 @@ async def settle(item_id: int, purchase_id: str, decision: str, request: Request
 
 @hot_route(app, "POST", "/internal/items/{item_id}/reservations/{purchase_id}/{decision}")
 async def settle_hot(request: HotRequest) -> Response | None:
+    require_hot_service_key(request)
     item_id = request.int_param("item_id")
-    if item_id is None or not is_service_key(request.app, request.header(b"x-service-key")):
+    if item_id is None:
         return None
     return await settle_reservation(request, item_id, request.path_params["purchase_id"], request.path_params["decision"])

@@ -11,7 +11,7 @@ from shared.contract import Balance, SpendRequest
 from shared.errors import IDEMPOTENCY_KEY_REUSED, INSUFFICIENT_FUNDS, unauthorized, unavailable
 from shared.hotpath import HotRequest, hot_route, json_answer
 from shared.idempotency import IDEMPOTENCY_KEY_PATTERN, INVALID_KEY, IdempotencyKey, hot_idempotency_key
-from shared.internal import InternalCaller, is_service_key
+from shared.internal import InternalCaller, require_hot_service_key
 from shared.metrics import CREDITS, DEBITS, IDEMPOTENT_REPLAYS, REFUSED_DEBITS
 from shared.money import MAX_SPEND, Amount, to_paise, to_rupees
 from shared.service import create_service_app, service_clients
@@ -152,9 +152,8 @@ async def balance(claims: CurrentClaims, request: Request) -> Response:
 
 
 @hot_route(app, "GET", "/wallet/balance")
-async def balance_hot(request: HotRequest) -> Response | None:
-    claims = await hot_claims(request)
-    return None if claims is None else await balance_answer(request, claims.user_id)
+async def balance_hot(request: HotRequest) -> Response:
+    return await balance_answer(request, (await hot_claims(request)).user_id)
 
 
 @app.post("/wallet/spend", response_model=Balance, tags=["wallet"])
@@ -165,8 +164,9 @@ async def spend(body: SpendRequest, claims: CurrentClaims, key: IdempotencyKey, 
 
 @hot_route(app, "POST", "/wallet/spend")
 async def spend_hot(request: HotRequest) -> Response | None:
-    claims, body, key = await hot_claims(request), request.json_body(SpendRequest), hot_idempotency_key(request)
-    if claims is None or body is None or key is INVALID_KEY:
+    claims = await hot_claims(request)
+    body, key = request.json_body(SpendRequest), hot_idempotency_key(request)
+    if body is None or key is INVALID_KEY:
         return None
     return await debit_for_spend(request, claims.user_id, body, key)
 
@@ -238,8 +238,9 @@ async def purchase_debit(user_id: int, body: PurchaseDebit, request: Request) ->
 
 @hot_route(app, "POST", "/internal/wallets/{user_id}/purchases")
 async def purchase_debit_hot(request: HotRequest) -> Response | None:
+    require_hot_service_key(request)
     user_id, body = request.int_param("user_id"), request.json_body(PurchaseDebit)
-    if user_id is None or body is None or not is_service_key(request.app, request.header(b"x-service-key")):
+    if user_id is None or body is None:
         return None
     return await debit_for_purchase(request, user_id, body)
 

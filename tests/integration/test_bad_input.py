@@ -94,3 +94,23 @@ def test_of_repeated_credential_headers_only_the_first_counts_everywhere(api, st
     assert httpx.get(stack.url() + "/wallet/balance", headers=reversed_headers).status_code == 401
     assert httpx.post(stack.url() + "/items/buy/3", headers=reversed_headers).status_code == 401
     assert balance_of(api, auth) == 90.0
+
+
+def test_json_nested_a_thousand_deep_is_refused_without_a_500_on_every_hot_path(api, stack):
+    auth = register_and_login(api)
+    deep = b'{"amount": 1, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    json_headers = {"content-type": "application/json"}
+    assert api.post("/wallet/spend", headers=json_headers, content=deep).status_code == 401
+    parsed = api.post("/wallet/spend", headers={**auth, **json_headers}, content=deep)
+    assert (parsed.status_code, parsed.json()) == (400, {"detail": "There was an error parsing the body"})
+    # The internal routes look at the service key before reading anything of the body.
+    for service, path in [("wallet", "/internal/wallets/1/purchases"), ("catalog", "/internal/items/1/reservations")]:
+        response = httpx.post(stack.url(service) + path, headers=json_headers, content=deep)
+        assert response.status_code == 403, service
+    assert balance_of(api, auth) == 100.0
+
+
+def test_a_spend_without_a_valid_token_is_401_before_any_complaint_about_the_body(api):
+    for headers in ({}, {"Authorization": "Bearer not.a.jwt"}):
+        response = api.post("/wallet/spend", headers={**headers, "Idempotency-Key": "has space"}, json={"amount": -1})
+        assert response.status_code == 401, headers

@@ -54,6 +54,7 @@ def test_the_body_is_read_with_exact_decimals():
         ("application/json", b'{"amount": 1'),
         ("application/json", b""),
         ("application/json", b"[1]"),
+        ("application/json", b'{"amount": 1, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"),  # RecursionError
         ("text/plain", b'{"amount": 1}'),
         ("application/x-www-form-urlencoded", b"amount=1"),
     ],
