@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 from redis.asyncio import Redis
 
 from shared.money import to_rupees
@@ -96,6 +97,7 @@ class Ledger:
     ) -> Movement:
         """Debit or credit `amount` paise once per idempotency key. Without a client key a fresh
         one is used, so that a retried command can never move the money twice."""
+        # Stored in idempotency records that outlive a deploy: keep its exact text stable.
         fingerprint = json.dumps([direction, entry_type, amount, description, item_id])
         record_ttl = REQUEST_KEY_TTL if idempotency_key else GENERATED_KEY_TTL
         key = idempotency_key or f"generated:{uuid.uuid4().hex}"
@@ -106,7 +108,7 @@ class Ledger:
                 fingerprint, await self.entry_ids.next(), record_ttl, deadline_ms, MAX_BALANCE, user_id,
             ],
         )
-        record = json.loads(result)
+        record = orjson.loads(result)
         return Movement(record["outcome"], record.get("balance"), record.get("username"), record.get("replay", False))
 
     async def recorded_outcome(self, *, user_id: int, idempotency_key: str) -> str | None:
