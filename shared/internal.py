@@ -32,4 +32,3 @@ def require_hot_service_key(request: HotRequest) -> None:
     """The same check for a hot handler, made before anything else of the request is looked at."""
     if not is_service_key(request.app, request.header(b"x-service-key")):
         raise forbidden(NOT_A_SERVICE)
-

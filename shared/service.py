@@ -64,8 +64,7 @@ def configure_logging(service: str, level: str) -> logging.Handler:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # our own access line replaces it
     for uvicorn_logger in ("uvicorn", "uvicorn.error"):
         logging.getLogger(uvicorn_logger).handlers[:] = []
         logging.getLogger(uvicorn_logger).propagate = True
@@ -111,8 +110,9 @@ def _json_error(status: int, detail: str, headers: dict | None = None) -> JSONRe
 
 
 class RequestContextMiddleware:
-    """Pure ASGI (no per-request task or body copy): request id in and out, the body limit, and
-    one access-log line with route template, status and duration."""
+    """Pure ASGI (no per-request task or body copy): request id in and out, the body limit, the
+    hot routes (shared/hotpath.py), and one access-log line with route template, status and
+    duration."""
 
     def __init__(self, app, *, max_body_bytes: int, hot_routes: HotRoutes, access_log: AccessLog) -> None:
         self.app = app
@@ -173,7 +173,6 @@ class RequestContextMiddleware:
             route = hot_template or getattr(scope.get("route"), "path", "unmatched")
             self.http_metrics.record(method, route, status, duration)
             self.access_log.write(method, route, status, duration)
-
 
     async def _serve_hot(self, route: HotRoute, path_params: dict, scope, receive, send) -> str | None:
         """Answer with the route's hot handler, or hand the request (body and all) to FastAPI
