@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -31,6 +32,7 @@ from shared.requestid import REQUEST_ID_HEADER, new_request_id, request_id_var
 from shared.settings import ServiceSettings
 
 ReadinessCheck = Callable[[], Awaitable[Any]]
+MAX_ECHOED_EXPONENT = 30
 log = logging.getLogger("service")
 
 
@@ -203,8 +205,18 @@ class AsciiJSONResponse(JSONResponse):
         return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
+def _echoed_decimal(value: Decimal) -> int | float | str:
+    """A number from the body as FastAPI echoes it in a 422, except one of extreme magnitude
+    (1e300000), which stays text: writing it out as an integer would hold the event loop for
+    seconds, and json.dumps refuses integers of more than 4300 digits."""
+    if value.is_finite() and abs(value.adjusted()) <= MAX_ECHOED_EXPONENT:
+        return int(value) if value.as_tuple().exponent >= 0 else float(value)
+    return str(value)
+
+
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    return AsciiJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+    errors = jsonable_encoder(exc.errors(), custom_encoder={Decimal: _echoed_decimal})
+    return AsciiJSONResponse({"detail": errors}, status_code=422)
 
 
 def _redis_unavailable_response(exc: Exception) -> JSONResponse:

@@ -114,3 +114,16 @@ def test_a_spend_without_a_valid_token_is_401_before_any_complaint_about_the_bod
     for headers in ({}, {"Authorization": "Bearer not.a.jwt"}):
         response = api.post("/wallet/spend", headers={**headers, "Idempotency-Key": "has space"}, json={"amount": -1})
         assert response.status_code == 401, headers
+
+
+def test_numbers_of_extreme_magnitude_are_422_and_echoed_as_text(api):
+    auth = register_and_login(api)
+    json_headers = {"content-type": "application/json"}
+    huge_name = api.post("/auth/register", headers=json_headers, content=b'{"username": 1e300000, "password": "abcdefg"}')
+    assert huge_name.status_code == 422 and huge_name.json()["detail"][0]["input"] == "1E+300000"
+    for amount in (b"1e5000", b"-1e5000", b"1e-5000"):
+        spent = api.post("/wallet/spend", headers={**auth, **json_headers}, content=b'{"amount": ' + amount + b"}")
+        assert spent.status_code == 422 and spent.json()["detail"][0]["loc"] == ["body", "amount"], amount
+    ordinary = api.post("/wallet/spend", headers={**auth, **json_headers}, content=b'{"amount": 10.005}')
+    assert ordinary.json()["detail"][0]["input"] == 10.005  # ordinary numbers are echoed as numbers
+    assert balance_of(api, auth) == 100.0
