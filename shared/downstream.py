@@ -23,13 +23,13 @@ from shared.settings import ServiceSettings
 class Downstream:
     def __init__(self, name: str, base_urls: str, settings: ServiceSettings) -> None:
         self.name = name
-        self.urls = [url.strip().rstrip("/") for url in base_urls.split(",") if url.strip()]
-        if not self.urls:
+        urls = [url.strip().rstrip("/") for url in base_urls.split(",") if url.strip()]
+        if not urls:
             raise ValueError(f"no URL for the {name} service")
-        self._replicas = [ServiceClient(url) for url in self.urls]
+        self._replicas = [ServiceClient(url) for url in urls]
         self._timeout = settings.downstream_timeout_seconds
         self.service_key = settings.service_api_key.get_secret_value()
-        self._turns = itertools.cycle(range(len(self.urls)))
+        self._turns = itertools.cycle(range(len(urls)))
 
     async def call(
         self,
